@@ -1,0 +1,114 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import { setUnauthorizedHandler } from '@/api/client'
+import { useAuth } from '@/stores/auth'
+import AppLayout from '@/layouts/AppLayout.vue'
+import LoginView from '@/views/LoginView.vue'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    public?: boolean
+    permission?: string
+    title?: string
+  }
+}
+
+const routes: RouteRecordRaw[] = [
+  { path: '/login', name: 'login', component: LoginView, meta: { public: true, title: 'login.title' } },
+  {
+    path: '/',
+    component: AppLayout,
+    children: [
+      { path: '', name: 'home', component: () => import('@/views/HomeView.vue'), meta: { title: 'nav.home' } },
+      {
+        path: 'change-password',
+        name: 'change-password',
+        component: () => import('@/views/ChangePasswordView.vue'),
+        meta: { title: 'password.title' },
+      },
+      {
+        path: 'people',
+        name: 'people',
+        component: () => import('@/views/PeopleView.vue'),
+        meta: { permission: 'people.read', title: 'nav.people' },
+      },
+      {
+        path: 'people/:id(\\d+)',
+        name: 'person',
+        component: () => import('@/views/PeopleView.vue'),
+        meta: { permission: 'people.read', title: 'nav.people' },
+      },
+      {
+        path: 'import',
+        name: 'import',
+        component: () => import('@/views/ImportView.vue'),
+        meta: { permission: 'import.run', title: 'nav.import' },
+      },
+      {
+        path: 'roles',
+        name: 'roles',
+        component: () => import('@/views/RolesView.vue'),
+        meta: { permission: 'roles.read', title: 'nav.roles' },
+      },
+      {
+        path: 'audit',
+        name: 'audit',
+        component: () => import('@/views/AuditView.vue'),
+        meta: { permission: 'audit.read', title: 'nav.audit' },
+      },
+      {
+        path: 'tokens',
+        name: 'tokens',
+        component: () => import('@/views/TokensView.vue'),
+        meta: { permission: 'tokens.manage', title: 'nav.tokens' },
+      },
+      {
+        path: 'jobs',
+        name: 'jobs',
+        component: () => import('@/views/JobsView.vue'),
+        meta: { permission: 'jobs.read', title: 'nav.jobs' },
+      },
+      { path: 'api-docs', name: 'api-docs', component: () => import('@/views/ApiDocsView.vue'), meta: { title: 'nav.apiDocs' } },
+      { path: 'profile', name: 'profile', component: () => import('@/views/ProfileView.vue'), meta: { title: 'nav.profile' } },
+      { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('@/views/NotFoundView.vue') },
+    ],
+  },
+]
+
+export const router = createRouter({
+  history: createWebHistory(),
+  routes,
+})
+
+router.beforeEach(async (to) => {
+  const auth = useAuth()
+  if (!auth.loaded) {
+    try {
+      await auth.fetchMe()
+    } catch {
+      // Server unreachable: the log-in page will show the error on submit.
+    }
+  }
+  if (to.meta.public) {
+    if (to.name === 'login' && auth.loggedIn) return { path: '/' }
+    return true
+  }
+  if (!auth.loggedIn) {
+    return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
+  }
+  if (auth.me?.must_change_password && to.name !== 'change-password') {
+    return { name: 'change-password' }
+  }
+  if (to.meta.permission && !auth.can(to.meta.permission)) {
+    return { name: 'home', query: { forbidden: '1' } }
+  }
+  return true
+})
+
+setUnauthorizedHandler(() => {
+  const auth = useAuth()
+  auth.clear()
+  const current = router.currentRoute.value
+  if (current.name !== 'login') {
+    router.push({ name: 'login', query: current.fullPath !== '/' ? { redirect: current.fullPath } : {} })
+  }
+})

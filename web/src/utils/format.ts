@@ -1,0 +1,21 @@
+import { currentLocale } from '@/i18n'
+
+export function formatTime(s: string | null | undefined): string {
+  if (!s) return '—'
+  const d = new Date(s)
+  if (Number.isNaN(d.getTime())) return s
+  return d.toLocaleString(currentLocale() === 'en' ? 'en-GB' : 'zh-CN', { hour12: false })
+}
+
+/** Permission key → i18n key (dots are path separators in vue-i18n). */
+export function permKey(p: string): string {
+  return 'perm.' + p.replace(/\./g, '_')
+}
+
+export function debounce<A extends unknown[]>(fn: (...args: A) => void, ms: number): (...args: A) => void {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return (...args: A) => {
+    if (timer) clearTimeout(timer)
+    timer = setTimeout(() => fn(...args), ms)
+  }
+}
