@@ -1,0 +1,100 @@
+// Shared helpers for the browser tests.
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+export const SCREENSHOT_DIR = path.resolve(here, '../../docs/screenshots')
+export const BASE = process.env.XIAOTONG_E2E_URL || 'http://127.0.0.1:8080'
+export const PASSWORD = 'Demo@2026'
+
+export const DESKTOP = { width: 1366, height: 860 }
+export const PHONE = { width: 390, height: 844 }
+
+/** Every navigation entry of the app, with the permission it needs. */
+export const NAV = {
+  home: null,
+  people: 'people.read',
+  import: 'import.run',
+  roles: 'roles.read',
+  audit: 'audit.read',
+  tokens: 'tokens.manage',
+  jobs: 'jobs.read',
+  'api-docs': null,
+  profile: null,
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.XIAOTONG_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+}
+
+/** A fresh context (own cookies and localStorage) and page. */
+export async function newPage(browser, { phone = false, locale } = {}) {
+  const context = await browser.newContext({
+    baseURL: BASE,
+    viewport: phone ? PHONE : DESKTOP,
+    deviceScaleFactor: phone ? 2 : 1,
+    isMobile: phone,
+    hasTouch: phone,
+    locale: 'zh-CN',
+  })
+  if (locale) {
+    await context.addInitScript((l) => {
+      if (!localStorage.getItem('xt_locale')) localStorage.setItem('xt_locale', l)
+    }, locale)
+  }
+  const page = await context.newPage()
+  page.setDefaultTimeout(15_000)
+  return page
+}
+
+export async function login(page, tenant, login, password = PASSWORD) {
+  await page.goto('/login')
+  await page.getByTestId('login-tenant').locator('input').fill(tenant)
+  await page.getByTestId('login-login').locator('input').fill(login)
+  await page.getByTestId('login-password').locator('input').fill(password)
+  await page.getByTestId('login-submit').click()
+  await page.getByTestId('welcome').waitFor()
+}
+
+/** The logged-in user as the API reports it (uses the page's session). */
+export async function me(page) {
+  return page.evaluate(async () => {
+    const r = await fetch('/api/v1/auth/me')
+    return r.json()
+  })
+}
+
+/** Names of the navigation entries shown (desktop side menu). */
+export async function navNames(page) {
+  const ids = await page
+    .locator('[data-testid="nav"] [data-testid^="nav-"]')
+    .evaluateAll((els) => els.map((e) => e.getAttribute('data-testid')))
+  return ids.map((id) => id.replace(/^nav-/, ''))
+}
+
+export async function shot(page, name) {
+  fs.mkdirSync(SCREENSHOT_DIR, { recursive: true })
+  await page.waitForTimeout(300) // let transitions settle
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`) })
+}
+
+/** Picks an option of an Element Plus select by its visible label. */
+export async function pickOption(page, selectTestId, optionTestId) {
+  await page.getByTestId(selectTestId).click()
+  const opt = page.locator(`.el-select-dropdown [data-testid="${optionTestId}"]:visible`)
+  await opt.click()
+}

@@ -1,0 +1,100 @@
+// Logs in as each demo role and checks the navigation it should and should not see.
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { NAV, launch, login, me, navNames, newPage, shot } from '../lib.mjs'
+
+const GATED = ['people', 'import', 'roles', 'audit', 'tokens', 'jobs']
+const ALWAYS = ['home', 'api-docs', 'profile']
+
+// What each demo log-in must and must not see, beyond "navigation matches
+// the permissions the server reports".
+const ROLES = [
+  { label: 'school admin', tenant: 'school', login: 'admin', see: [...GATED], hide: [] },
+  { label: 'school teacher', tenant: 'school', login: 'teacher', see: ['people'], hide: ['import', 'roles', 'audit', 'tokens', 'jobs'] },
+  { label: 'school parent', tenant: 'school', login: 'parent', see: [], hide: [...GATED] },
+  { label: 'school student', tenant: 'school', login: 'student', see: [], hide: [...GATED] },
+  { label: 'school vendor (third-party staff)', tenant: 'school', login: 'vendor', see: [], hide: ['import', 'roles', 'audit', 'tokens', 'jobs'] },
+  { label: 'training admin', tenant: 'training', login: 'admin', see: [...GATED], hide: [] },
+  { label: 'platform root', tenant: 'platform', login: 'root', see: ['people', 'roles', 'audit', 'jobs'], hide: [] },
+]
+
+let browser
+before(async () => {
+  browser = await launch()
+})
+after(async () => {
+  await browser?.close()
+})
+
+for (const role of ROLES) {
+  test(`navigation for ${role.label}`, async () => {
+    const page = await newPage(browser)
+    try {
+      await login(page, role.tenant, role.login)
+      const m = await me(page)
+      assert.equal(m.tenant.code, role.tenant)
+      const shown = await navNames(page)
+      for (const n of ALWAYS) assert.ok(shown.includes(n), `${role.label} should see ${n}; saw ${shown}`)
+      for (const n of role.see) assert.ok(shown.includes(n), `${role.label} should see ${n}; saw ${shown}`)
+      for (const n of role.hide) assert.ok(!shown.includes(n), `${role.label} should not see ${n}; saw ${shown}`)
+      // The menu is exactly what the permissions allow.
+      const expected = Object.entries(NAV)
+        .filter(([, perm]) => perm === null || m.permissions.includes(perm))
+        .map(([name]) => name)
+      assert.deepEqual([...shown].sort(), [...expected].sort(), `${role.label}: menu vs permissions ${m.permissions}`)
+      if (role.tenant === 'school' && role.login === 'parent') {
+        await page.getByTestId('nav-profile').click()
+        await page.getByTestId('profile-children').waitFor()
+        await shot(page, 'desktop-profile-parent')
+      }
+    } finally {
+      await page.context().close()
+    }
+  })
+}
+
+test('a page without permission sends back home', async () => {
+  const page = await newPage(browser)
+  try {
+    await login(page, 'school', 'student')
+    await page.goto('/audit')
+    await page.getByTestId('welcome').waitFor()
+    assert.equal(new URL(page.url()).pathname, '/')
+  } finally {
+    await page.context().close()
+  }
+})
+
+test('wrong password shows the problem detail', async () => {
+  const page = await newPage(browser)
+  try {
+    await page.goto('/login')
+    await page.getByTestId('login-tenant').locator('input').fill('school')
+    await page.getByTestId('login-login').locator('input').fill('teacher')
+    await page.getByTestId('login-password').locator('input').fill('wrong-password')
+    await page.getByTestId('login-submit').click()
+    const alert = page.getByTestId('login-error')
+    await alert.waitFor()
+    const text = (await alert.innerText()).trim()
+    assert.ok(text.length > 4, `error alert should explain: ${text}`)
+    assert.equal(new URL(page.url()).pathname, '/login')
+    await shot(page, 'desktop-login-error')
+  } finally {
+    await page.context().close()
+  }
+})
+
+test('logging out returns to the log-in page', async () => {
+  const page = await newPage(browser)
+  try {
+    await login(page, 'school', 'teacher')
+    await page.getByTestId('user-menu').click()
+    await page.locator('[data-testid="logout"]:visible').click()
+    await page.getByTestId('login-submit').waitFor()
+    await page.goto('/people')
+    await page.getByTestId('login-submit').waitFor()
+    assert.equal(new URL(page.url()).pathname, '/login')
+  } finally {
+    await page.context().close()
+  }
+})
