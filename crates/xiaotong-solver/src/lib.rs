@@ -1,0 +1,15 @@
+//! Xiaotong's timetabling engine.
+//!
+//! * [`model`]: the week grid, teachers, students, rooms, activities and weighted constraints;
+//! * [`fet`] and [`itc`]: readers and writers of FET `.fet` files and ITC-2007 track 3 `.ctt` files;
+//! * [`solver`]: construction plus local search with incremental evaluation;
+//! * [`cli`]: the `xiaotong solve` command as a library.
+
+pub mod error;
+pub mod fet;
+pub mod itc;
+pub mod model;
+mod xml;
+
+pub use error::{Error, Result};
+pub use model::*;
