@@ -63,9 +63,9 @@ export async function newPage(browser, { phone = false, locale } = {}) {
 
 export async function login(page, tenant, login, password = PASSWORD) {
   await page.goto('/login')
-  await page.getByTestId('login-tenant').locator('input').fill(tenant)
-  await page.getByTestId('login-login').locator('input').fill(login)
-  await page.getByTestId('login-password').locator('input').fill(password)
+  await page.getByTestId('login-tenant').fill(tenant)
+  await page.getByTestId('login-login').fill(login)
+  await page.getByTestId('login-password').fill(password)
   await page.getByTestId('login-submit').click()
   await page.getByTestId('welcome').waitFor()
 }
@@ -86,10 +86,12 @@ export async function navNames(page) {
   return ids.map((id) => id.replace(/^nav-/, ''))
 }
 
-export async function shot(page, name) {
+export async function shot(page, name, { fullPage = false } = {}) {
   fs.mkdirSync(SCREENSHOT_DIR, { recursive: true })
-  await page.waitForTimeout(300) // let transitions settle
-  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`) })
+  await page.waitForTimeout(400) // let transitions settle
+  // Toasts are transient; keep them out of the pictures.
+  await page.evaluate(() => document.querySelectorAll('.el-message').forEach((el) => el.remove()))
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage })
 }
 
 /** Picks an option of an Element Plus select by its visible label. */

@@ -69,9 +69,9 @@ test('wrong password shows the problem detail', async () => {
   const page = await newPage(browser)
   try {
     await page.goto('/login')
-    await page.getByTestId('login-tenant').locator('input').fill('school')
-    await page.getByTestId('login-login').locator('input').fill('teacher')
-    await page.getByTestId('login-password').locator('input').fill('wrong-password')
+    await page.getByTestId('login-tenant').fill('school')
+    await page.getByTestId('login-login').fill('teacher')
+    await page.getByTestId('login-password').fill('wrong-password')
     await page.getByTestId('login-submit').click()
     const alert = page.getByTestId('login-error')
     await alert.waitFor()

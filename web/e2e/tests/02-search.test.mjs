@@ -16,7 +16,7 @@ after(async () => {
 })
 
 async function search(q) {
-  const input = page.getByTestId('people-search').locator('input')
+  const input = page.getByTestId('people-search')
   const done = page.waitForResponse((r) => r.url().includes('/api/v1/people?') && new URL(r.url()).searchParams.get('q') === q)
   await input.fill(q)
   await done

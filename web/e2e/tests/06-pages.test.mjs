@@ -31,8 +31,8 @@ test('roles & permissions', async () => {
   await shot(page, 'desktop-roles')
   // Create a custom role.
   await page.getByTestId('role-create').click()
-  await page.getByTestId('role-key').locator('input').fill('e2e_viewer')
-  await page.getByTestId('role-name').locator('input').fill('E2E 查看员')
+  await page.getByTestId('role-key').fill('e2e_viewer')
+  await page.getByTestId('role-name').fill('E2E 查看员')
   await page.locator('[data-testid="role-dialog"] .el-checkbox').first().click()
   await page.getByTestId('role-save').click()
   await page.getByTestId('roles-table').getByText('E2E 查看员').waitFor()
@@ -54,10 +54,10 @@ test('audit trail and chain verification', async () => {
 test('API tokens: create, shown once, revoke', async () => {
   await page.getByTestId('nav-tokens').click()
   await page.getByTestId('token-create').click()
-  await page.getByTestId('token-name').locator('input').fill('e2e token')
+  await page.getByTestId('token-name').fill('e2e token')
   await page.locator('.el-dialog .el-checkbox').first().click()
   await page.getByTestId('token-save').click()
-  const value = page.getByTestId('token-value').locator('input')
+  const value = page.getByTestId('token-value')
   await value.waitFor()
   assert.ok((await value.inputValue()).length >= 20, 'token is shown')
   await shot(page, 'desktop-token-created')

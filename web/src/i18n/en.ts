@@ -93,6 +93,7 @@ const en = {
   gender: { male: 'Male', female: 'Female' },
   people: {
     title: 'People',
+    filters: 'Filters',
     searchPlaceholder: 'Name, pinyin, initials, phone or number',
     kind: 'Kind',
     department: 'Department',

@@ -95,6 +95,7 @@ const zhCN: Messages = {
   gender: { male: '男', female: '女' },
   people: {
     title: '人员',
+    filters: '筛选',
     searchPlaceholder: '姓名、拼音、首字母、手机号或学号工号',
     kind: '类型',
     department: '部门',
