@@ -1,15 +1,24 @@
+//! `cargo run --release -p xiaotong-solver --example solve -- FILE [options]`:
+//! the same command as `xiaotong solve`, for benchmarks.
+
+use clap::Parser;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: xiaotong_solver::cli::SolveArgs,
+}
+
 fn main() {
-    for f in std::env::args().skip(1) {
-        match xiaotong_solver::fet::read_file(std::path::Path::new(&f), &Default::default()) {
-            Ok(m) => println!(
-                "OK {} acts={} cons={} rooms={} atoms={}",
-                f,
-                m.activities.len(),
-                m.constraints.len(),
-                m.rooms.len(),
-                m.atoms.len()
-            ),
-            Err(e) => println!("ERR {f}: {e}"),
+    let cli = Cli::parse();
+    let cancel = Arc::new(AtomicBool::new(false));
+    match xiaotong_solver::cli::run(cli.args, cancel) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
         }
     }
 }

@@ -5,10 +5,17 @@
 //! * [`solver`]: construction plus local search with incremental evaluation;
 //! * [`cli`]: the `xiaotong solve` command as a library.
 
+// Index loops over parallel vectors are the clearest form in the search code.
+#![allow(clippy::needless_range_loop)]
+
+pub mod cli;
 pub mod error;
 pub mod fet;
 pub mod itc;
 pub mod model;
+pub mod problem;
+pub mod solver;
+pub mod state;
 mod xml;
 
 pub use error::{Error, Result};

@@ -1,0 +1,854 @@
+//! Construction by difficulty ordering, then tabu search on hard violations
+//! and late-acceptance hill climbing on the soft cost.
+
+use crate::model::{Model, Solution};
+use crate::problem::{Problem, Relaxation, NONE};
+use crate::state::{Cost, State};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A list of (activity, start slot, room) assignments.
+type Moves = Vec<(usize, u16, u16)>;
+
+const HARD_WEIGHT: i64 = 1_000_000_000;
+
+fn scalar(c: Cost) -> i64 {
+    c.hard.saturating_mul(HARD_WEIGHT).saturating_add(c.soft)
+}
+
+/// Best-so-far report for progress displays.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub thread: usize,
+    pub seconds: f64,
+    pub hard: i64,
+    pub soft: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SolveOptions {
+    pub time_limit: Duration,
+    pub seed: u64,
+    /// Independent searches with seeds `seed`, `seed+1`, … (portfolio).
+    pub threads: usize,
+    /// Stop after this many search iterations per thread (for reproducible runs).
+    pub max_iterations: Option<u64>,
+    /// Set by the caller (e.g. on Ctrl-C) to stop with the best timetable so far.
+    pub cancel: Arc<AtomicBool>,
+    /// Relaxation ladder: after the given seconds without a feasible timetable,
+    /// apply the relaxation (cumulatively).
+    pub relax: Vec<(f64, Relaxation)>,
+    /// Stop as soon as every hard constraint holds.
+    pub stop_at_feasible: bool,
+    /// Start from this timetable instead of constructing one.
+    pub initial: Option<Solution>,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        SolveOptions {
+            time_limit: Duration::from_secs(10),
+            seed: 1,
+            threads: 1,
+            max_iterations: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+            relax: Vec::new(),
+            stop_at_feasible: false,
+            initial: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SolveResult {
+    pub solution: Solution,
+    pub cost: Cost,
+    pub seconds: f64,
+    /// Seconds until the first timetable without hard violations, if any.
+    pub first_feasible: Option<f64>,
+    pub iterations: u64,
+    pub relaxed: Vec<Relaxation>,
+    /// When infeasible: what blocks, in words.
+    pub explanation: Vec<String>,
+}
+
+impl SolveResult {
+    pub fn feasible(&self) -> bool {
+        self.cost.hard == 0
+    }
+}
+
+/// Evaluate a given timetable of `model`.
+pub fn evaluate(model: &Model, sol: &Solution) -> crate::Result<(Cost, Vec<String>)> {
+    let p = Problem::compile(model, &[])?;
+    let mut st = State::new(&p);
+    load(&mut st, model, sol);
+    let cost = st.cost();
+    let expl = if cost.hard > 0 {
+        explain(model, &st)
+    } else {
+        Vec::new()
+    };
+    Ok((cost, expl))
+}
+
+fn load(st: &mut State, model: &Model, sol: &Solution) {
+    let per = model.periods.len();
+    let mut moves = Vec::new();
+    for a in 0..st.p.acts.len() {
+        if let Some(Some((d, q))) = sol.start.get(a) {
+            if *d < model.days.len() && *q + st.p.acts[a].dur <= per {
+                let room = sol
+                    .room
+                    .get(a)
+                    .copied()
+                    .flatten()
+                    .filter(|&r| r < model.rooms.len())
+                    .map(|r| r as u16)
+                    .unwrap_or(NONE);
+                moves.push((a, (d * per + q) as u16, room));
+            }
+        }
+    }
+    st.apply(&moves);
+}
+
+fn to_solution(p: &Problem, start: &[u16], room: &[u16]) -> Solution {
+    Solution {
+        start: start
+            .iter()
+            .map(|&s| (s != NONE).then(|| (s as usize / p.periods, s as usize % p.periods)))
+            .collect(),
+        room: room
+            .iter()
+            .map(|&r| (r != NONE).then_some(r as usize))
+            .collect(),
+    }
+}
+
+struct Shared<'a> {
+    started: Instant,
+    deadline: Instant,
+    cancel: &'a AtomicBool,
+    done: AtomicBool,
+    progress: &'a (dyn Fn(&Progress) + Sync),
+    best: Mutex<Option<(Cost, f64)>>,
+}
+
+impl Shared<'_> {
+    fn stop(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+            || self.done.load(Ordering::Relaxed)
+            || Instant::now() >= self.deadline
+    }
+    fn report(&self, thread: usize, c: Cost) {
+        let secs = self.started.elapsed().as_secs_f64();
+        let mut b = self.best.lock().unwrap_or_else(|e| e.into_inner());
+        if b.is_none_or(|(bc, _)| c < bc) {
+            *b = Some((c, secs));
+            drop(b);
+            (self.progress)(&Progress {
+                thread,
+                seconds: secs,
+                hard: c.hard,
+                soft: c.soft,
+            });
+        }
+    }
+}
+
+/// Solve a model.
+pub fn solve(
+    model: &Model,
+    opts: &SolveOptions,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> crate::Result<SolveResult> {
+    let started = Instant::now();
+    let base = Problem::compile(model, &[])?;
+    let shared = Shared {
+        started,
+        deadline: started + opts.time_limit,
+        cancel: &opts.cancel,
+        done: AtomicBool::new(false),
+        progress,
+        best: Mutex::new(None),
+    };
+    let threads = opts.threads.max(1);
+    let results: Vec<crate::Result<WorkerResult>> = if threads == 1 {
+        vec![worker(model, &base, opts, &shared, 0)]
+    } else {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (base, shared) = (&base, &shared);
+                    s.spawn(move || worker(model, base, opts, shared, t))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(crate::Error::Invalid("a solver thread panicked".into()))
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut best: Option<WorkerResult> = None;
+    let mut first_feasible: Option<f64> = None;
+    let mut iterations = 0;
+    for r in results {
+        let r = r?;
+        iterations += r.iterations;
+        if let Some(f) = r.first_feasible {
+            first_feasible = Some(first_feasible.map_or(f, |x: f64| x.min(f)));
+        }
+        if best
+            .as_ref()
+            .is_none_or(|b| (r.cost, r.relaxed.len()) < (b.cost, b.relaxed.len()))
+        {
+            best = Some(r);
+        }
+    }
+    let best = best.ok_or_else(|| crate::Error::Invalid("no solver thread ran".into()))?;
+    let mut explanation = Vec::new();
+    if best.cost.hard > 0 {
+        for b in &base.blockers {
+            explanation.push(b.message.clone());
+        }
+        let p = Problem::compile(model, &best.relaxed)?;
+        let mut st = State::new(&p);
+        load(&mut st, model, &best.solution);
+        for line in explain(model, &st) {
+            if !explanation.contains(&line) {
+                explanation.push(line);
+            }
+        }
+    }
+    Ok(SolveResult {
+        solution: best.solution,
+        cost: best.cost,
+        seconds: started.elapsed().as_secs_f64(),
+        first_feasible,
+        iterations,
+        relaxed: best.relaxed,
+        explanation,
+    })
+}
+
+struct WorkerResult {
+    solution: Solution,
+    cost: Cost,
+    first_feasible: Option<f64>,
+    iterations: u64,
+    relaxed: Vec<Relaxation>,
+}
+
+fn worker(
+    model: &Model,
+    base: &Problem,
+    opts: &SolveOptions,
+    shared: &Shared,
+    thread: usize,
+) -> crate::Result<WorkerResult> {
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        opts.seed
+            .wrapping_add(thread as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let mut ladder = opts.relax.clone();
+    ladder.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut relaxed: Vec<Relaxation> = Vec::new();
+    let mut current: Option<Solution> = opts.initial.clone();
+    let mut out = WorkerResult {
+        solution: Solution::empty(model.activities.len()),
+        cost: Cost {
+            hard: i64::MAX,
+            soft: i64::MAX,
+        },
+        first_feasible: None,
+        iterations: 0,
+        relaxed: Vec::new(),
+    };
+    let mut stage = 0;
+    loop {
+        let owned;
+        let p: &Problem = if relaxed.is_empty() {
+            base
+        } else {
+            owned = Problem::compile(model, &relaxed)?;
+            &owned
+        };
+        let stage_end = ladder
+            .get(stage)
+            .map(|(t, _)| shared.started + Duration::from_secs_f64(t.max(0.0)))
+            .unwrap_or(shared.deadline);
+        let mut search = Search::new(p, &mut rng, thread, shared, opts);
+        match &current {
+            Some(sol) => load(&mut search.st, model, sol),
+            None => search.construct(),
+        }
+        search.run(stage_end, &mut out.iterations);
+        if let Some(f) = search.first_feasible {
+            out.first_feasible.get_or_insert(f);
+        }
+        let sol = to_solution(p, &search.best_start, &search.best_room);
+        if search.best < out.cost || !relaxed.is_empty() {
+            out.cost = search.best;
+            out.solution = sol.clone();
+            out.relaxed = relaxed.clone();
+        }
+        current = Some(sol);
+        if out.cost.hard == 0 || shared.stop() || stage >= ladder.len() {
+            break;
+        }
+        if opts.max_iterations.is_some_and(|m| out.iterations >= m) {
+            break;
+        }
+        relaxed.push(ladder[stage].1.clone());
+        stage += 1;
+    }
+    Ok(out)
+}
+
+struct Search<'p, 'r, 's> {
+    p: &'p Problem,
+    st: State<'p>,
+    rng: &'r mut ChaCha8Rng,
+    thread: usize,
+    shared: &'s Shared<'s>,
+    opts: &'s SolveOptions,
+    tabu: Vec<u64>,
+    best: Cost,
+    best_start: Vec<u16>,
+    best_room: Vec<u16>,
+    first_feasible: Option<f64>,
+    res_acts: Vec<Vec<usize>>,
+    moves: Vec<(usize, u16, u16)>,
+    undo: Vec<(usize, u16, u16)>,
+}
+
+impl<'p, 'r, 's> Search<'p, 'r, 's> {
+    fn new(
+        p: &'p Problem,
+        rng: &'r mut ChaCha8Rng,
+        thread: usize,
+        shared: &'s Shared<'s>,
+        opts: &'s SolveOptions,
+    ) -> Self {
+        let mut res_acts = vec![Vec::new(); p.n_res];
+        for (a, act) in p.acts.iter().enumerate() {
+            for &r in &act.res {
+                res_acts[r as usize].push(a);
+            }
+        }
+        Search {
+            p,
+            st: State::new(p),
+            rng,
+            thread,
+            shared,
+            opts,
+            tabu: vec![0; p.units.len() * p.slots],
+            best: Cost {
+                hard: i64::MAX,
+                soft: i64::MAX,
+            },
+            best_start: vec![NONE; p.acts.len()],
+            best_room: vec![NONE; p.acts.len()],
+            first_feasible: None,
+            res_acts,
+            moves: Vec::new(),
+            undo: Vec::new(),
+        }
+    }
+
+    /// Room for activity `a` starting at `s`: the candidate with the fewest
+    /// clashes, then the lowest cost; `taken` are rooms already chosen in this move.
+    fn pick_room(&mut self, a: usize, s: u16, taken: &[u16]) -> u16 {
+        let act = &self.p.acts[a];
+        if act.rooms.is_empty() {
+            return NONE;
+        }
+        let cur = self.st.room[a];
+        let cur_start = self.st.start[a];
+        let mut best = (i64::MAX, 0u32, NONE);
+        let n = act.rooms.len();
+        let off = self.rng.gen_range(0..n);
+        for k in 0..n {
+            let i = (k + off) % n;
+            let r = act.rooms[i];
+            let mut clash = 0i64;
+            for x in s as usize..s as usize + act.dur {
+                let mut o = self.st.room_occ(r, x) as i64;
+                if r == cur
+                    && cur_start != NONE
+                    && (cur_start as usize..cur_start as usize + act.dur).contains(&x)
+                {
+                    o -= 1;
+                }
+                clash += o;
+            }
+            if taken.contains(&r) {
+                clash += 1;
+            }
+            let key = clash * 1_000_000 + act.room_cost[i] as i64;
+            if key < best.0 {
+                best = (key, 0, r);
+                if key == 0 {
+                    break;
+                }
+            }
+        }
+        best.2
+    }
+
+    fn unit_moves(&mut self, u: usize, s: u16) {
+        self.moves.clear();
+        let mut taken: Vec<u16> = Vec::new();
+        for i in 0..self.p.units[u].len() {
+            let a = self.p.units[u][i];
+            let r = self.pick_room(a, s, &taken);
+            if r != NONE {
+                taken.push(r);
+            }
+            self.moves.push((a, s, r));
+        }
+    }
+
+    /// Apply self.moves, returning the new cost; the previous positions go to self.undo.
+    fn try_moves(&mut self) -> Cost {
+        self.undo.clear();
+        for &(a, _, _) in &self.moves {
+            self.undo.push((a, self.st.start[a], self.st.room[a]));
+        }
+        self.st.apply(&self.moves);
+        self.st.cost()
+    }
+
+    fn revert(&mut self) {
+        let undo = std::mem::take(&mut self.undo);
+        self.st.apply(&undo);
+        self.undo = undo;
+    }
+
+    fn record(&mut self) {
+        let c = self.st.cost();
+        if c < self.best {
+            self.best = c;
+            self.best_start.copy_from_slice(&self.st.start);
+            self.best_room.copy_from_slice(&self.st.room);
+            if c.hard == 0 && self.first_feasible.is_none() {
+                self.first_feasible = Some(self.shared.started.elapsed().as_secs_f64());
+            }
+            self.shared.report(self.thread, c);
+        }
+    }
+
+    /// Place every unit, hardest first, at its cheapest start.
+    fn construct(&mut self) {
+        let p = self.p;
+        let mut load = vec![0usize; p.n_res];
+        for act in &p.acts {
+            for &r in &act.res {
+                load[r as usize] += act.dur;
+            }
+        }
+        let mut order: Vec<usize> = (0..p.units.len()).collect();
+        order.shuffle(self.rng);
+        let key = |u: usize| {
+            let members = &p.units[u];
+            let l: usize = members
+                .iter()
+                .flat_map(|&a| p.acts[a].res.iter().map(|&r| load[r as usize]))
+                .max()
+                .unwrap_or(0);
+            let dur: usize = members.iter().map(|&a| p.acts[a].dur).sum();
+            let rooms = members
+                .iter()
+                .map(|&a| p.acts[a].rooms.len())
+                .filter(|&n| n > 0)
+                .min()
+                .unwrap_or(usize::MAX);
+            // Fewer possible starts and rooms first, then busier resources, then longer.
+            (
+                p.unit_starts[u].len().min(rooms.saturating_mul(4)),
+                usize::MAX - l,
+                usize::MAX - dur,
+            )
+        };
+        order.sort_by_key(|&u| key(u));
+        for u in order {
+            let starts = p.unit_starts[u].clone();
+            let mut best: Option<(i64, Moves)> = None;
+            let mut ties = 0u32;
+            for &s in &starts {
+                self.unit_moves(u, s);
+                let c = scalar(self.try_moves());
+                self.revert();
+                match &best {
+                    Some((b, _)) if c > *b => {}
+                    Some((b, _)) if c == *b => {
+                        ties += 1;
+                        if self.rng.gen_range(0..=ties) == 0 {
+                            best = Some((c, self.moves.clone()));
+                        }
+                    }
+                    _ => {
+                        ties = 0;
+                        best = Some((c, self.moves.clone()));
+                    }
+                }
+            }
+            if let Some((_, mv)) = best {
+                self.st.apply(&mv);
+            }
+        }
+    }
+
+    fn run(&mut self, until: Instant, iterations: &mut u64) {
+        self.record();
+        let p = self.p;
+        let n_units = p.units.len();
+        if n_units == 0 {
+            return;
+        }
+        let lahc_len = 2000usize;
+        let mut lahc: Vec<i64> = Vec::new();
+        let mut since_best = 0u64;
+        let mut last_best = self.best;
+        let mut iter: u64 = 0;
+        loop {
+            if iter % 64 == 0 && (self.shared.stop() || Instant::now() >= until) {
+                break;
+            }
+            if self.opts.max_iterations.is_some_and(|m| *iterations >= m) {
+                break;
+            }
+            if self.opts.stop_at_feasible && self.best.hard == 0 {
+                break;
+            }
+            if self.best == (Cost { hard: 0, soft: 0 }) {
+                self.shared.done.store(true, Ordering::Relaxed);
+                break;
+            }
+            iter += 1;
+            *iterations += 1;
+            if self.st.cost().hard > 0 {
+                self.tabu_step(iter);
+                lahc.clear();
+            } else {
+                if lahc.is_empty() {
+                    lahc = vec![scalar(self.st.cost()); lahc_len];
+                }
+                self.lahc_step(iter, &mut lahc);
+            }
+            self.record();
+            if self.best < last_best {
+                last_best = self.best;
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if self.st.cost().hard > 0 && since_best > 4000 + 20 * n_units as u64 {
+                    // Restart from the best timetable with a random shake.
+                    let (bs, br) = (self.best_start.clone(), self.best_room.clone());
+                    self.moves.clear();
+                    for a in 0..p.acts.len() {
+                        self.moves.push((a, bs[a], br[a]));
+                    }
+                    let mv = std::mem::take(&mut self.moves);
+                    self.st.apply(&mv);
+                    self.moves = mv;
+                    for _ in 0..(n_units / 20).max(3) {
+                        let u = self.rng.gen_range(0..n_units);
+                        if p.unit_starts[u].is_empty() {
+                            continue;
+                        }
+                        let s = p.unit_starts[u][self.rng.gen_range(0..p.unit_starts[u].len())];
+                        self.unit_moves(u, s);
+                        let mv = std::mem::take(&mut self.moves);
+                        self.st.apply(&mv);
+                        self.moves = mv;
+                    }
+                    since_best = 0;
+                }
+            }
+        }
+    }
+
+    fn pick_violating_unit(&mut self) -> usize {
+        let n = self.p.acts.len();
+        for _ in 0..40 {
+            let a = self.rng.gen_range(0..n);
+            if self.st.in_hard_violation(a) {
+                return self.p.act_unit[a];
+            }
+        }
+        self.rng.gen_range(0..self.p.units.len())
+    }
+
+    fn tabu_step(&mut self, iter: u64) {
+        let p = self.p;
+        let u = self.pick_violating_unit();
+        let a0 = p.units[u][0];
+        let cur = self.st.start[a0];
+        let cur_cost = scalar(self.st.cost());
+        let best_hard = self.best.hard;
+        let starts = &p.unit_starts[u];
+        if starts.is_empty() {
+            return;
+        }
+        let sample = 48usize;
+        let n = starts.len();
+        let mut chosen: Option<(i64, Moves)> = None;
+        let mut ties = 0u32;
+        let off = self.rng.gen_range(0..n);
+        let step = if n > sample { n / sample } else { 1 };
+        let mut k = 0;
+        while k < n.min(sample * step) {
+            let s = starts[(off + k) % n];
+            k += step;
+            if s == cur && p.acts[a0].rooms.is_empty() {
+                continue;
+            }
+            self.unit_moves(u, s);
+            let c = self.try_moves();
+            self.revert();
+            let sc = scalar(c);
+            let is_tabu = self.tabu[u * p.slots + s as usize] > iter;
+            if is_tabu && c.hard >= best_hard {
+                continue;
+            }
+            match &chosen {
+                Some((b, _)) if sc > *b => {}
+                Some((b, _)) if sc == *b => {
+                    ties += 1;
+                    if self.rng.gen_range(0..=ties) == 0 {
+                        chosen = Some((sc, self.moves.clone()));
+                    }
+                }
+                _ => {
+                    ties = 0;
+                    chosen = Some((sc, self.moves.clone()));
+                }
+            }
+        }
+        if let Some((sc, mv)) = chosen {
+            // Random walk now and then when stuck on a plateau.
+            if sc >= cur_cost && self.rng.gen_range(0..100) < 3 {
+                let s = starts[self.rng.gen_range(0..n)];
+                self.unit_moves(u, s);
+                let mv = std::mem::take(&mut self.moves);
+                self.st.apply(&mv);
+                self.moves = mv;
+            } else {
+                self.st.apply(&mv);
+            }
+            if cur != NONE {
+                let tenure = 10 + self.rng.gen_range(0..10u64);
+                self.tabu[u * p.slots + cur as usize] = iter + tenure;
+            }
+        }
+    }
+
+    fn lahc_step(&mut self, iter: u64, lahc: &mut [i64]) {
+        let p = self.p;
+        let cur = scalar(self.st.cost());
+        let kind = self.rng.gen_range(0..100);
+        self.moves.clear();
+        if kind < 50 {
+            let u = self.rng.gen_range(0..p.units.len());
+            let starts = &p.unit_starts[u];
+            if starts.is_empty() {
+                return;
+            }
+            let s = starts[self.rng.gen_range(0..starts.len())];
+            self.unit_moves(u, s);
+        } else if kind < 80 {
+            // Swap the times of two single activities sharing a resource.
+            let a = self.rng.gen_range(0..p.acts.len());
+            if p.units[p.act_unit[a]].len() != 1 || p.acts[a].res.is_empty() {
+                return;
+            }
+            let r = p.acts[a].res[self.rng.gen_range(0..p.acts[a].res.len())] as usize;
+            let list = &self.res_acts[r];
+            let b = list[self.rng.gen_range(0..list.len())];
+            if a == b || p.units[p.act_unit[b]].len() != 1 || p.acts[a].dur != p.acts[b].dur {
+                return;
+            }
+            let (sa, sb) = (self.st.start[a], self.st.start[b]);
+            if sa == NONE || sb == NONE || sa == sb {
+                return;
+            }
+            let (ra, rb) = (self.st.room[a], self.st.room[b]);
+            let ra2 = if rb != NONE && p.acts[a].rooms.contains(&rb) {
+                rb
+            } else {
+                ra
+            };
+            let rb2 = if ra != NONE && p.acts[b].rooms.contains(&ra) {
+                ra
+            } else {
+                rb
+            };
+            self.moves.push((a, sb, ra2));
+            self.moves.push((b, sa, rb2));
+        } else {
+            let a = self.rng.gen_range(0..p.acts.len());
+            let rooms = &p.acts[a].rooms;
+            if rooms.len() < 2 || self.st.start[a] == NONE {
+                return;
+            }
+            let r = rooms[self.rng.gen_range(0..rooms.len())];
+            if r == self.st.room[a] {
+                return;
+            }
+            // Move the activity to the room; swap with an occupant when there is one.
+            let s = self.st.start[a];
+            self.moves.push((a, s, r));
+            if p.acts[a].dur == 1 {
+                if let Some(&b) = self.occupant(r, s as usize) {
+                    let ra = self.st.room[a];
+                    if b != a && p.acts[b].rooms.contains(&ra) {
+                        self.moves.push((b, self.st.start[b], ra));
+                    }
+                }
+            }
+        }
+        if self.moves.is_empty() {
+            return;
+        }
+        let c = self.try_moves();
+        let v = scalar(c);
+        let i = (iter as usize) % lahc.len();
+        if c.hard == 0 && (v <= cur || v <= lahc[i]) {
+            // accepted
+        } else {
+            self.revert();
+        }
+        let now = scalar(self.st.cost());
+        if now < lahc[i] {
+            lahc[i] = now;
+        }
+    }
+
+    fn occupant(&self, room: u16, slot: usize) -> Option<&usize> {
+        if self.st.room_occ(room, slot) == 0 {
+            return None;
+        }
+        // Rooms are rarely shared by many activities; scan the placed ones.
+        let st = &self.st;
+        let p = self.p;
+        self.res_acts.iter().flatten().find(|&&b| {
+            st.room[b] == room
+                && st.start[b] as usize <= slot
+                && slot < st.start[b] as usize + p.acts[b].dur
+        })
+    }
+}
+
+/// Describe the hard violations of a timetable in words.
+pub fn explain(model: &Model, st: &State) -> Vec<String> {
+    let p = st.p;
+    let mut out = Vec::new();
+    let label = |a: usize| model.activity_label(a);
+    let slot_label = |s: usize| model.slot_label((s / p.periods, s % p.periods));
+    let res_name = |r: usize| {
+        if r < p.n_teachers {
+            format!("teacher {}", model.teachers[r].name)
+        } else {
+            format!("students {}", model.atoms[r - p.n_teachers])
+        }
+    };
+    for (a, act) in p.acts.iter().enumerate() {
+        let s = st.start[a];
+        if s == NONE {
+            out.push(format!("{} is not placed", label(a)));
+            continue;
+        }
+        if !act.allowed[s as usize] {
+            out.push(format!(
+                "{} is at {}, which its time constraints or the availability of its teachers/students forbid",
+                label(a),
+                slot_label(s as usize)
+            ));
+        }
+        if st.room[a] == NONE && act.needs_room {
+            out.push(format!("{} has no room", label(a)));
+        }
+    }
+    let mut res_acts = vec![Vec::new(); p.n_res];
+    for (a, act) in p.acts.iter().enumerate() {
+        for &r in &act.res {
+            res_acts[r as usize].push(a);
+        }
+    }
+    for r in 0..p.n_res {
+        for x in 0..p.slots {
+            if st.res_occ(r as u32, x) >= 2 {
+                let at: Vec<String> = res_acts[r]
+                    .iter()
+                    .filter(|&&a| {
+                        st.start[a] != NONE
+                            && (st.start[a] as usize..st.start[a] as usize + p.acts[a].dur)
+                                .contains(&x)
+                    })
+                    .map(|&a| label(a))
+                    .collect();
+                out.push(format!(
+                    "{} has {} activities at {}: {}",
+                    res_name(r),
+                    at.len(),
+                    slot_label(x),
+                    at.join(", ")
+                ));
+            }
+        }
+    }
+    for room in 0..p.n_rooms {
+        for x in 0..p.slots {
+            if st.room_occ(room as u16, x) >= 2 {
+                let name = &model.rooms[room].name;
+                if p.room_block[room * p.slots + x] > 0 {
+                    out.push(format!(
+                        "room {name} is used at {} although it is not available",
+                        slot_label(x)
+                    ));
+                } else {
+                    out.push(format!("room {name} is double-booked at {}", slot_label(x)));
+                }
+            }
+        }
+    }
+    for (ci, rc) in p.rcons.iter().enumerate() {
+        if rc.hard && st.rc_violation(ci) > 0 {
+            let c = &model.constraints[rc.source];
+            out.push(format!(
+                "{}: \"{}\" is violated ({} over the limit)",
+                res_name(rc.res as usize),
+                c.kind.name(),
+                st.rc_violation(ci)
+            ));
+        }
+    }
+    for (g, gc) in p.groups.iter().enumerate() {
+        if gc.hard && st.group_violation(g) > 0 {
+            let names: Vec<String> = gc.acts.iter().take(6).map(|&a| label(a)).collect();
+            out.push(format!(
+                "\"{}\" is violated {} time(s) among {}",
+                model.constraints[gc.source].kind.name(),
+                st.group_violation(g),
+                names.join(", ")
+            ));
+        }
+    }
+    if out.len() > 40 {
+        let n = out.len() - 40;
+        out.truncate(40);
+        out.push(format!("… and {n} more"));
+    }
+    out
+}

@@ -1,0 +1,594 @@
+//! Incremental evaluation of a timetable under a compiled [`Problem`].
+//!
+//! Placing or removing an activity updates occupancy counts and per
+//! resource-day bit masks; only the constraint instances of the touched
+//! resource-days and of the activity's groups are recomputed.
+
+use crate::problem::*;
+
+/// Per-day quantities of a resource constraint: (x, y), summed over the week.
+#[inline]
+pub fn day_value(
+    kind: RKind,
+    mask: u64,
+    excused: u64,
+    periods: usize,
+    ends_at: Option<usize>,
+) -> (i64, i64) {
+    let pc = mask.count_ones() as usize;
+    let day_mask: u64 = if periods >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << periods) - 1
+    };
+    match kind {
+        RKind::MaxHours(max) => (pc.saturating_sub(max) as i64, 0),
+        RKind::MinHours { min, allow_empty } => {
+            if pc == 0 {
+                (if allow_empty { 0 } else { min as i64 }, 0)
+            } else {
+                (min.saturating_sub(pc) as i64, 0)
+            }
+        }
+        RKind::MaxGapsDay(max) => (gaps(mask, excused).saturating_sub(max) as i64, 0),
+        RKind::MaxGapsWeek(_) => (0, gaps(mask, excused) as i64),
+        RKind::MaxDays(_) => (0, (pc > 0) as i64),
+        RKind::EarlyMax(_) => {
+            if mask == 0 {
+                return (0, 0);
+            }
+            let first = mask.trailing_zeros() as usize;
+            let before = if first == 0 { 0 } else { (1u64 << first) - 1 };
+            let late = (before & !excused & day_mask).count_ones() as i64;
+            ((late - 1).max(0), (late == 1) as i64)
+        }
+        RKind::Compact => {
+            let iso = mask & !(mask << 1) & !(mask >> 1);
+            (iso.count_ones() as i64, 0)
+        }
+        RKind::EndsDay(_) => match ends_at {
+            Some(end) if end < 64 => ((mask >> end).count_ones() as i64, 0),
+            _ => (0, 0),
+        },
+    }
+}
+
+#[inline]
+pub fn gaps(mask: u64, excused: u64) -> usize {
+    if mask == 0 {
+        return 0;
+    }
+    let first = mask.trailing_zeros();
+    let last = 63 - mask.leading_zeros();
+    let span = if last - first + 1 >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << (last - first + 1)) - 1) << first
+    };
+    (span & !mask & !excused).count_ones() as usize
+}
+
+/// Violation units of a resource constraint from its weekly sums.
+#[inline]
+pub fn rc_cost(kind: RKind, sx: i64, sy: i64) -> i64 {
+    match kind {
+        RKind::MaxGapsWeek(max) | RKind::MaxDays(max) => (sy - max as i64).max(0),
+        RKind::EarlyMax(max) => sx + (sy - max as i64).max(0),
+        _ => sx,
+    }
+}
+
+/// Violation units of a group constraint.
+pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64 {
+    let per = p.periods;
+    let placed = || g.acts.iter().copied().filter(|&a| start[a] != NONE);
+    match g.kind {
+        GKind::MinDays { min, consecutive } => {
+            let mut v = 0;
+            for (i, &a) in g.acts.iter().enumerate() {
+                if start[a] == NONE {
+                    continue;
+                }
+                let (da, sa) = (start[a] as usize / per, start[a] as usize);
+                for &b in &g.acts[i + 1..] {
+                    if start[b] == NONE || b == a {
+                        continue;
+                    }
+                    let (db, sb) = (start[b] as usize / per, start[b] as usize);
+                    if da.abs_diff(db) < min {
+                        v += 1;
+                    }
+                    if consecutive && da == db {
+                        let adjacent = sa + p.acts[a].dur == sb || sb + p.acts[b].dur == sa;
+                        if !adjacent {
+                            v += 1;
+                        }
+                    }
+                }
+            }
+            v
+        }
+        GKind::SameStart => {
+            let mut it = placed();
+            let Some(f) = it.next() else { return 0 };
+            it.filter(|&a| start[a] != start[f]).count() as i64
+        }
+        GKind::NotOverlapping => {
+            let mut v = 0i64;
+            for (i, &a) in g.acts.iter().enumerate() {
+                if start[a] == NONE {
+                    continue;
+                }
+                let (sa, ea) = (start[a] as usize, start[a] as usize + p.acts[a].dur);
+                for &b in &g.acts[i + 1..] {
+                    if start[b] == NONE || b == a {
+                        continue;
+                    }
+                    let (sb, eb) = (start[b] as usize, start[b] as usize + p.acts[b].dur);
+                    let o = ea.min(eb) as i64 - sa.max(sb) as i64;
+                    if o > 0 {
+                        v += o;
+                    }
+                }
+            }
+            v
+        }
+        GKind::Consecutive => {
+            let (a, b) = (g.acts[0], g.acts[1]);
+            if start[a] == NONE || start[b] == NONE {
+                return 0;
+            }
+            let ok = start[a] as usize / per == start[b] as usize / per
+                && start[a] as usize + p.acts[a].dur == start[b] as usize;
+            (!ok) as i64
+        }
+        GKind::MinWorkingDays { min } => {
+            let mut days = 0u64;
+            let mut many = std::collections::BTreeSet::new();
+            for a in placed() {
+                let d = start[a] as usize / per;
+                if d < 64 {
+                    days |= 1 << d;
+                } else {
+                    many.insert(d);
+                }
+            }
+            let n = days.count_ones() as usize + many.len();
+            min.saturating_sub(n) as i64
+        }
+        GKind::RoomStability => {
+            let mut rooms: Vec<u16> = placed().map(|a| room[a]).filter(|&r| r != NONE).collect();
+            rooms.sort_unstable();
+            rooms.dedup();
+            rooms.len().saturating_sub(1) as i64
+        }
+    }
+}
+
+/// The cost of a timetable: hard violations and weighted soft cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Cost {
+    pub hard: i64,
+    pub soft: i64,
+}
+
+#[derive(Clone)]
+pub struct State<'p> {
+    pub p: &'p Problem,
+    pub start: Vec<u16>,
+    pub room: Vec<u16>,
+    res_occ: Vec<u16>,
+    res_mask: Vec<u64>,
+    room_occ: Vec<u16>,
+    rc_day: Vec<(i64, i64)>,
+    rc_sum: Vec<(i64, i64)>,
+    rc_val: Vec<i64>,
+    g_val: Vec<i64>,
+    pub hard: i64,
+    pub soft: i64,
+    pub unplaced: usize,
+    touched_rd: Vec<(u32, u32)>,
+    rd_stamp: Vec<u32>,
+    touched_g: Vec<u32>,
+    g_stamp: Vec<u32>,
+    stamp: u32,
+}
+
+impl<'p> State<'p> {
+    /// An empty timetable (nothing placed).
+    pub fn new(p: &'p Problem) -> Self {
+        let mut room_occ = p.room_block.clone();
+        room_occ.resize(p.n_rooms * p.slots, 0);
+        let mut s = State {
+            p,
+            start: vec![NONE; p.acts.len()],
+            room: vec![NONE; p.acts.len()],
+            res_occ: vec![0; p.n_res * p.slots],
+            res_mask: vec![0; p.n_res * p.days],
+            room_occ,
+            rc_day: vec![(0, 0); p.rcons.len() * p.days],
+            rc_sum: vec![(0, 0); p.rcons.len()],
+            rc_val: vec![0; p.rcons.len()],
+            g_val: vec![0; p.groups.len()],
+            hard: 0,
+            soft: 0,
+            unplaced: p.acts.len(),
+            touched_rd: Vec::new(),
+            rd_stamp: vec![0; p.n_res * p.days],
+            touched_g: Vec::new(),
+            g_stamp: vec![0; p.groups.len()],
+            stamp: 1,
+        };
+        // Constraints that cost something on an empty timetable (min hours without empty days).
+        for r in 0..p.n_res {
+            for d in 0..p.days {
+                s.touched_rd.push((r as u32, d as u32));
+            }
+        }
+        s.touched_g = (0..p.groups.len() as u32).collect();
+        s.flush();
+        s
+    }
+
+    pub fn cost(&self) -> Cost {
+        Cost {
+            hard: self.hard + self.unplaced as i64,
+            soft: self.soft,
+        }
+    }
+
+    fn add(&mut self, hard: bool, w: u32, delta: i64) {
+        if hard {
+            self.hard += delta;
+        } else {
+            self.soft += delta * w as i64;
+        }
+    }
+
+    /// Place an unplaced activity at `start` (slot) in `room` (or NONE).
+    pub fn place(&mut self, a: usize, start: u16, room: u16) {
+        let p = self.p;
+        let act = &p.acts[a];
+        debug_assert_eq!(self.start[a], NONE);
+        self.start[a] = start;
+        self.room[a] = room;
+        self.unplaced -= 1;
+        let s0 = start as usize;
+        if !act.allowed[s0] {
+            self.hard += 1;
+        }
+        if let Some(&c) = act.start_cost.get(s0) {
+            self.soft += c as i64;
+        }
+        let d = s0 / p.periods;
+        let p0 = s0 % p.periods;
+        for &r in &act.res {
+            let base = r as usize * p.slots;
+            for x in s0..s0 + act.dur {
+                let o = &mut self.res_occ[base + x];
+                *o += 1;
+                if *o >= 2 {
+                    self.hard += 1;
+                }
+            }
+            let bits = if act.dur >= 64 {
+                u64::MAX
+            } else {
+                ((1u64 << act.dur) - 1) << p0
+            };
+            self.res_mask[r as usize * p.days + d] |= bits;
+            self.touch_rd(r, d);
+        }
+        self.room_effect(a, 1);
+        self.touch_groups(a);
+    }
+
+    /// Remove a placed activity.
+    pub fn unplace(&mut self, a: usize) {
+        let p = self.p;
+        let act = &p.acts[a];
+        let s0 = self.start[a] as usize;
+        debug_assert!(self.start[a] != NONE);
+        if !act.allowed[s0] {
+            self.hard -= 1;
+        }
+        if let Some(&c) = act.start_cost.get(s0) {
+            self.soft -= c as i64;
+        }
+        let d = s0 / p.periods;
+        let p0 = s0 % p.periods;
+        for &r in &act.res {
+            let base = r as usize * p.slots;
+            let mut clear = 0u64;
+            for x in s0..s0 + act.dur {
+                let o = &mut self.res_occ[base + x];
+                if *o >= 2 {
+                    self.hard -= 1;
+                }
+                *o -= 1;
+                if *o == 0 {
+                    clear |= 1 << (x - d * p.periods);
+                }
+            }
+            let _ = p0;
+            self.res_mask[r as usize * p.days + d] &= !clear;
+            self.touch_rd(r, d);
+        }
+        self.room_effect(a, -1);
+        self.start[a] = NONE;
+        self.room[a] = NONE;
+        self.unplaced += 1;
+        self.touch_groups(a);
+    }
+
+    fn room_effect(&mut self, a: usize, sign: i64) {
+        let p = self.p;
+        let act = &p.acts[a];
+        let r = self.room[a];
+        let s0 = self.start[a] as usize;
+        if r == NONE {
+            if act.needs_room {
+                self.hard += sign;
+            }
+            return;
+        }
+        match act.rooms.iter().position(|&x| x == r) {
+            Some(i) => self.soft += sign * act.room_cost[i] as i64,
+            None => self.hard += sign,
+        }
+        let base = r as usize * p.slots;
+        for x in s0..s0 + act.dur {
+            self.soft += sign * p.room_soft[base + x] as i64;
+            let o = &mut self.room_occ[base + x];
+            if sign > 0 {
+                *o += 1;
+                if *o >= 2 {
+                    self.hard += 1;
+                }
+            } else {
+                if *o >= 2 {
+                    self.hard -= 1;
+                }
+                *o -= 1;
+            }
+        }
+    }
+
+    fn touch_rd(&mut self, r: u32, d: usize) {
+        let i = r as usize * self.p.days + d;
+        if self.rd_stamp[i] != self.stamp {
+            self.rd_stamp[i] = self.stamp;
+            self.touched_rd.push((r, d as u32));
+        }
+    }
+
+    fn touch_groups(&mut self, a: usize) {
+        for &g in &self.p.act_groups[a] {
+            if self.g_stamp[g as usize] != self.stamp {
+                self.g_stamp[g as usize] = self.stamp;
+                self.touched_g.push(g);
+            }
+        }
+        // An activity that must end the students' day is evaluated on its
+        // students' days, which place/unplace already touch.
+    }
+
+    /// Recompute the constraint instances touched since the last flush.
+    pub fn flush(&mut self) {
+        let p = self.p;
+        let touched = std::mem::take(&mut self.touched_rd);
+        for &(r, d) in &touched {
+            let (r, d) = (r as usize, d as usize);
+            let mask = self.res_mask[r * p.days + d];
+            let exc = p.excused[r * p.days + d];
+            for &ci in &p.res_rcons[r] {
+                let ci = ci as usize;
+                let rc = &p.rcons[ci];
+                let ends_at = match rc.kind {
+                    RKind::EndsDay(a)
+                        if self.start[a] != NONE && self.start[a] as usize / p.periods == d =>
+                    {
+                        Some(self.start[a] as usize % p.periods + p.acts[a].dur)
+                    }
+                    _ => None,
+                };
+                let v = day_value(rc.kind, mask, exc, p.periods, ends_at);
+                let old = self.rc_day[ci * p.days + d];
+                if v != old {
+                    self.rc_day[ci * p.days + d] = v;
+                    let s = &mut self.rc_sum[ci];
+                    s.0 += v.0 - old.0;
+                    s.1 += v.1 - old.1;
+                    let nv = rc_cost(rc.kind, s.0, s.1);
+                    let delta = nv - self.rc_val[ci];
+                    if delta != 0 {
+                        self.rc_val[ci] = nv;
+                        self.add(rc.hard, rc.w, delta);
+                    }
+                }
+            }
+        }
+        let mut touched = touched;
+        touched.clear();
+        self.touched_rd = touched;
+        let tg = std::mem::take(&mut self.touched_g);
+        for &g in &tg {
+            let gc = &p.groups[g as usize];
+            let v = group_cost(p, gc, &self.start, &self.room);
+            let delta = v - self.g_val[g as usize];
+            if delta != 0 {
+                self.g_val[g as usize] = v;
+                self.add(gc.hard, gc.w, delta);
+            }
+        }
+        let mut tg = tg;
+        tg.clear();
+        self.touched_g = tg;
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.rd_stamp.iter_mut().for_each(|x| *x = 0);
+            self.g_stamp.iter_mut().for_each(|x| *x = 0);
+            self.stamp = 1;
+        }
+    }
+
+    /// Move the given activities (removing all first, then placing all), flushing once.
+    pub fn apply(&mut self, moves: &[(usize, u16, u16)]) {
+        for &(a, _, _) in moves {
+            if self.start[a] != NONE {
+                self.unplace(a);
+            }
+        }
+        for &(a, s, r) in moves {
+            if s != NONE {
+                self.place(a, s, r);
+            }
+        }
+        self.flush();
+    }
+
+    /// Occupancy count of a room at a slot (including "not available" blocks).
+    pub fn room_occ(&self, room: u16, slot: usize) -> u16 {
+        self.room_occ[room as usize * self.p.slots + slot]
+    }
+
+    pub fn res_occ(&self, r: u32, slot: usize) -> u16 {
+        self.res_occ[r as usize * self.p.slots + slot]
+    }
+
+    pub fn rc_violation(&self, ci: usize) -> i64 {
+        self.rc_val[ci]
+    }
+
+    pub fn group_violation(&self, g: usize) -> i64 {
+        self.g_val[g]
+    }
+
+    /// Whether the activity takes part in a hard violation.
+    pub fn in_hard_violation(&self, a: usize) -> bool {
+        let p = self.p;
+        let act = &p.acts[a];
+        let s0 = self.start[a];
+        if s0 == NONE {
+            return true;
+        }
+        let s0 = s0 as usize;
+        if !act.allowed[s0] {
+            return true;
+        }
+        for &r in &act.res {
+            for x in s0..s0 + act.dur {
+                if self.res_occ[r as usize * p.slots + x] >= 2 {
+                    return true;
+                }
+            }
+            for &ci in &p.res_rcons[r as usize] {
+                if p.rcons[ci as usize].hard && self.rc_val[ci as usize] > 0 {
+                    return true;
+                }
+            }
+        }
+        let r = self.room[a];
+        if r == NONE {
+            if act.needs_room {
+                return true;
+            }
+        } else {
+            if !act.rooms.contains(&r) {
+                return true;
+            }
+            for x in s0..s0 + act.dur {
+                if self.room_occ[r as usize * p.slots + x] >= 2 {
+                    return true;
+                }
+            }
+        }
+        p.act_groups[a]
+            .iter()
+            .any(|&g| p.groups[g as usize].hard && self.g_val[g as usize] > 0)
+    }
+}
+
+/// Evaluate a timetable from scratch, without any incremental bookkeeping.
+pub fn full_cost(p: &Problem, start: &[u16], room: &[u16]) -> Cost {
+    let mut hard = 0i64;
+    let mut soft = 0i64;
+    let mut res_occ = vec![0u32; p.n_res * p.slots];
+    let mut room_occ: Vec<u32> = p.room_block.iter().map(|&x| x as u32).collect();
+    room_occ.resize(p.n_rooms * p.slots, 0);
+    for (a, act) in p.acts.iter().enumerate() {
+        if start[a] == NONE {
+            hard += 1;
+            continue;
+        }
+        let s0 = start[a] as usize;
+        if !act.allowed[s0] {
+            hard += 1;
+        }
+        soft += act.start_cost.get(s0).copied().unwrap_or(0) as i64;
+        for &r in &act.res {
+            for x in s0..s0 + act.dur {
+                res_occ[r as usize * p.slots + x] += 1;
+            }
+        }
+        let r = room[a];
+        if r == NONE {
+            if act.needs_room {
+                hard += 1;
+            }
+        } else {
+            match act.rooms.iter().position(|&x| x == r) {
+                Some(i) => soft += act.room_cost[i] as i64,
+                None => hard += 1,
+            }
+            for x in s0..s0 + act.dur {
+                room_occ[r as usize * p.slots + x] += 1;
+                soft += p.room_soft[r as usize * p.slots + x] as i64;
+            }
+        }
+    }
+    hard += res_occ
+        .iter()
+        .map(|&o| o.saturating_sub(1) as i64)
+        .sum::<i64>();
+    hard += room_occ
+        .iter()
+        .map(|&o| o.saturating_sub(1) as i64)
+        .sum::<i64>();
+    for rc in &p.rcons {
+        let r = rc.res as usize;
+        let (mut sx, mut sy) = (0, 0);
+        for d in 0..p.days {
+            let mut mask = 0u64;
+            for q in 0..p.periods {
+                if res_occ[r * p.slots + d * p.periods + q] > 0 {
+                    mask |= 1 << q;
+                }
+            }
+            let ends_at = match rc.kind {
+                RKind::EndsDay(a) if start[a] != NONE && start[a] as usize / p.periods == d => {
+                    Some(start[a] as usize % p.periods + p.acts[a].dur)
+                }
+                _ => None,
+            };
+            let (x, y) = day_value(rc.kind, mask, p.excused[r * p.days + d], p.periods, ends_at);
+            sx += x;
+            sy += y;
+        }
+        let v = rc_cost(rc.kind, sx, sy);
+        if rc.hard {
+            hard += v;
+        } else {
+            soft += v * rc.w as i64;
+        }
+    }
+    for g in &p.groups {
+        let v = group_cost(p, g, start, room);
+        if g.hard {
+            hard += v;
+        } else {
+            soft += v * g.w as i64;
+        }
+    }
+    Cost { hard, soft }
+}
