@@ -7,13 +7,14 @@ use crate::secret::Secret;
 use futures_util::stream::{self, StreamExt};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -50,7 +51,8 @@ pub struct SmtpConfig {
     /// Optional Reply-To.
     #[serde(default)]
     pub reply_to: Option<String>,
-    /// Pooled connections kept open, and mails sent in parallel per batch.
+    /// Maximum open connections, which is also the number of mails in
+    /// flight at once; connections are reused for mail after mail.
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
     /// Seconds an idle pooled connection is kept.
@@ -81,10 +83,28 @@ fn default_timeout_secs() -> u64 {
     30
 }
 
-/// E-mail adapter. Cheap to share: keep one per SMTP configuration so the
-/// connection pool is reused across batches.
+/// Idle connections older than this are probed with NOOP before reuse.
+const PROBE_AFTER: Duration = Duration::from_secs(5);
+
+struct IdleConnection {
+    conn: AsyncSmtpConnection,
+    since: Instant,
+}
+
+/// E-mail adapter. Keep one per SMTP configuration: it owns a pool of at
+/// most `pool_size` open SMTP connections, reused across mails and batches
+/// (each connection carries one mail transaction after another).
 pub struct SmtpChannel {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    security: SmtpSecurity,
+    tls: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    hello_name: ClientId,
+    timeout: Duration,
+    idle_timeout: Duration,
+    idle: Mutex<Vec<IdleConnection>>,
+    permits: Semaphore,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     message_id_domain: String,
@@ -94,8 +114,11 @@ pub struct SmtpChannel {
 impl std::fmt::Debug for SmtpChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmtpChannel")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
             .field("from", &self.from.to_string())
-            .field("parallelism", &self.parallelism)
+            .field("pool_size", &self.parallelism)
             .finish_non_exhaustive()
     }
 }
@@ -114,50 +137,157 @@ impl SmtpChannel {
             ),
             None => None,
         };
-        let tls = || {
-            TlsParameters::builder(config.host.clone())
-                .dangerous_accept_invalid_certs(config.accept_invalid_certs)
-                .build_rustls()
-                .map_err(|e| ChannelError::Config(format!("smtp tls: {e}")))
-        };
         let (tls, default_port) = match config.security {
-            SmtpSecurity::Plain => (Tls::None, 25),
-            SmtpSecurity::StartTls => (Tls::Required(tls()?), 587),
-            SmtpSecurity::Tls => (Tls::Wrapper(tls()?), 465),
+            SmtpSecurity::Plain => (None, 25),
+            SmtpSecurity::StartTls | SmtpSecurity::Tls => {
+                let params = TlsParameters::builder(config.host.clone())
+                    .dangerous_accept_invalid_certs(config.accept_invalid_certs)
+                    .build_rustls()
+                    .map_err(|e| ChannelError::Config(format!("smtp tls: {e}")))?;
+                let port = if config.security == SmtpSecurity::Tls {
+                    465
+                } else {
+                    587
+                };
+                (Some(params), port)
+            }
         };
-        let pool_size = config.pool_size.max(1);
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-                .port(config.port.unwrap_or(default_port))
-                .tls(tls)
-                .timeout(Some(Duration::from_secs(config.timeout_secs.max(1))))
-                .pool_config(
-                    PoolConfig::new()
-                        .max_size(pool_size)
-                        .idle_timeout(Duration::from_secs(config.idle_timeout_secs.max(1))),
-                );
-        if let Some(name) = &config.hello_name {
-            builder = builder.hello_name(ClientId::Domain(name.clone()));
-        }
-        if let Some(user) = &config.username {
+        let pool_size = config.pool_size.clamp(1, 64) as usize;
+        let credentials = config.username.as_ref().map(|user| {
             let pass = config
                 .password
                 .as_ref()
                 .map(|p| p.expose().to_owned())
                 .unwrap_or_default();
-            builder = builder.credentials(Credentials::new(user.clone(), pass));
-        }
+            Credentials::new(user.clone(), pass)
+        });
         let message_id_domain = config
             .message_id_domain
             .clone()
             .unwrap_or_else(|| from.email.domain().to_owned());
         Ok(Self {
-            transport: builder.build(),
+            host: config.host.clone(),
+            port: config.port.unwrap_or(default_port),
+            security: config.security,
+            tls,
+            credentials,
+            hello_name: config
+                .hello_name
+                .clone()
+                .map(ClientId::Domain)
+                .unwrap_or_default(),
+            timeout: Duration::from_secs(config.timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(pool_size),
             from,
             reply_to,
             message_id_domain,
-            parallelism: pool_size as usize,
+            parallelism: pool_size,
         })
+    }
+
+    /// Opens, secures and authenticates a new connection.
+    async fn connect(&self) -> std::result::Result<AsyncSmtpConnection, DeliveryOutcome> {
+        let mut conn = match (self.security, &self.tls) {
+            (SmtpSecurity::Tls, Some(params)) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello_name,
+                Some(params.clone()),
+                None,
+            )
+            .await
+            .map_err(|e| map_smtp_error(&e))?,
+            _ => {
+                // Our own socket so that Nagle's algorithm can be switched
+                // off: lettre writes a mail in several small writes, and with
+                // Nagle + delayed ACKs every mail would stall ~40 ms.
+                let connecting = tokio::net::TcpStream::connect((self.host.as_str(), self.port));
+                let stream = match tokio::time::timeout(self.timeout, connecting).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        return Err(DeliveryOutcome::failed(true, "connect", e.to_string()))
+                    }
+                    Err(_) => {
+                        return Err(DeliveryOutcome::failed(
+                            true,
+                            "timeout",
+                            "smtp connect timed out",
+                        ))
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello_name)
+                    .await
+                    .map_err(|e| map_smtp_error(&e))?
+            }
+        };
+        if let (SmtpSecurity::StartTls, Some(params)) = (self.security, &self.tls) {
+            conn.starttls(params.clone(), &self.hello_name)
+                .await
+                .map_err(|e| map_smtp_error(&e))?;
+        }
+        if let Some(creds) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, creds)
+                .await
+                .map_err(|e| map_smtp_error(&e))?;
+        }
+        Ok(conn)
+    }
+
+    /// Takes a usable idle connection, dropping expired ones.
+    async fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        loop {
+            let entry = self.pop_idle()?;
+            let age = entry.since.elapsed();
+            if age > self.idle_timeout {
+                let mut conn = entry.conn;
+                conn.abort().await;
+                continue;
+            }
+            let mut conn = entry.conn;
+            if age > PROBE_AFTER && !conn.test_connected().await {
+                continue;
+            }
+            return Some(conn);
+        }
+    }
+
+    fn park(&self, conn: AsyncSmtpConnection) {
+        if conn.has_broken() {
+            return;
+        }
+        let entry = IdleConnection {
+            conn,
+            since: Instant::now(),
+        };
+        match self.idle.lock() {
+            Ok(mut idle) => idle.push(entry),
+            Err(poisoned) => poisoned.into_inner().push(entry),
+        }
+    }
+
+    /// Number of open idle connections (for tests and metrics).
+    pub fn idle_connections(&self) -> usize {
+        match self.idle.lock() {
+            Ok(idle) => idle.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    fn pop_idle(&self) -> Option<IdleConnection> {
+        match self.idle.lock() {
+            Ok(mut idle) => idle.pop(),
+            Err(poisoned) => poisoned.into_inner().pop(),
+        }
+    }
+
+    /// Sends QUIT on every idle connection and closes them.
+    pub async fn close(&self) {
+        while let Some(mut entry) = self.pop_idle() {
+            let _ = entry.conn.quit().await;
+        }
     }
 
     /// Builds the MIME message for one delivery.
@@ -212,7 +342,31 @@ impl SmtpChannel {
             Ok(m) => m,
             Err(e) => return DeliveryOutcome::unknown_recipient("invalid_address", e.to_string()),
         };
-        match self.transport.send(message).await {
+        let envelope = message.envelope().clone();
+        let bytes = message.formatted();
+        // At most `pool_size` connections are in use at once; a connection
+        // is only opened when no idle one is left, so at most `pool_size`
+        // are ever open.
+        let Ok(_permit) = self.permits.acquire().await else {
+            return DeliveryOutcome::failed(true, "closed", "smtp channel closed");
+        };
+        let mut conn = match self.take_idle().await {
+            Some(c) => c,
+            None => match self.connect().await {
+                Ok(c) => c,
+                Err(o) => return o,
+            },
+        };
+        let result = match tokio::time::timeout(self.timeout, conn.send(&envelope, &bytes)).await {
+            Ok(r) => r,
+            // The connection is in an unknown state: drop it.
+            Err(_) => {
+                return DeliveryOutcome::failed(true, "timeout", "smtp transaction timed out")
+            }
+        };
+        // lettre aborts the connection on any error; only healthy ones return.
+        self.park(conn);
+        match result {
             Ok(_) => DeliveryOutcome::Sent {
                 provider_message_id: Some(self.message_id(delivery)),
             },
