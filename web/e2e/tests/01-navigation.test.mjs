@@ -10,6 +10,7 @@ const ALWAYS = ['home', 'api-docs', 'profile']
 // the permissions the server reports".
 const ROLES = [
   { label: 'school admin', tenant: 'school', login: 'admin', see: [...GATED], hide: [] },
+  { label: 'school academic affairs', tenant: 'school', login: 'academic', see: ['people', 'import', 'roles', 'tokens'], hide: ['audit', 'jobs'] },
   { label: 'school teacher', tenant: 'school', login: 'teacher', see: ['people'], hide: ['import', 'roles', 'audit', 'tokens', 'jobs'] },
   { label: 'school parent', tenant: 'school', login: 'parent', see: [], hide: [...GATED] },
   { label: 'school student', tenant: 'school', login: 'student', see: [], hide: [...GATED] },
