@@ -25,6 +25,10 @@ struct SmtpServer {
 
 impl SmtpServer {
     async fn start() -> SmtpServer {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(args: &[&str]) -> SmtpServer {
         let probe = std::process::Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .output();
@@ -38,6 +42,7 @@ impl SmtpServer {
         }
         let mut child = Command::new("python3")
             .arg(SCRIPT)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -257,4 +262,68 @@ async fn server_down_is_retryable() {
     let ch = SmtpChannel::new(config(port, 2)).expect("smtp channel");
     let out = ch.send(&[mail(1)]).await;
     assert!(out[0].outcome.is_retryable(), "{:?}", out[0]);
+}
+
+fn tls_config(port: u16, security: SmtpSecurity, password: &str) -> SmtpConfig {
+    SmtpConfig {
+        security,
+        username: Some("alice".into()),
+        password: Some(xiaotong_channels::Secret::new(password)),
+        accept_invalid_certs: true,
+        ..config(port, 2)
+    }
+}
+
+#[tokio::test]
+async fn starttls_with_auth() {
+    let server = SmtpServer::start_with(&["--tls", "starttls", "--auth", "alice:s3cret"]).await;
+    let ch = SmtpChannel::new(tls_config(server.port, SmtpSecurity::StartTls, "s3cret"))
+        .expect("channel");
+    let out = ch.send(&[mail(1), mail(2), mail(3)]).await;
+    assert!(out.iter().all(|r| r.outcome.is_sent()), "{out:?}");
+    let msgs = server.messages(3).await;
+    assert_eq!(msgs.len(), 3);
+    for m in &msgs {
+        assert_eq!(m["tls"], true, "mail went over STARTTLS");
+        assert_eq!(m["authenticated"], true);
+        assert_eq!(m["login"], "alice");
+    }
+    ch.close().await;
+
+    let wrong =
+        SmtpChannel::new(tls_config(server.port, SmtpSecurity::StartTls, "nope")).expect("channel");
+    let out = wrong.send(&[mail(4)]).await;
+    assert!(
+        matches!(&out[0].outcome, DeliveryOutcome::Failed { retryable: false, code, .. } if code == "535"),
+        "{:?}",
+        out[0]
+    );
+
+    // Without accept_invalid_certs the self-signed test certificate is refused.
+    let strict = SmtpChannel::new(SmtpConfig {
+        accept_invalid_certs: false,
+        ..tls_config(server.port, SmtpSecurity::StartTls, "s3cret")
+    })
+    .expect("channel");
+    let out = strict.send(&[mail(5)]).await;
+    assert!(
+        out[0].outcome.is_retryable() && !out[0].outcome.is_sent(),
+        "{:?}",
+        out[0]
+    );
+    assert_eq!(server.messages(3).await.len(), 3);
+}
+
+#[tokio::test]
+async fn implicit_tls_with_auth() {
+    let server = SmtpServer::start_with(&["--tls", "implicit", "--auth", "alice:s3cret"]).await;
+    let ch =
+        SmtpChannel::new(tls_config(server.port, SmtpSecurity::Tls, "s3cret")).expect("channel");
+    let out = ch.send(&[mail(1), mail(2)]).await;
+    assert!(out.iter().all(|r| r.outcome.is_sent()), "{out:?}");
+    let msgs = server.messages(2).await;
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs
+        .iter()
+        .all(|m| m["tls"] == true && m["login"] == "alice"));
 }

@@ -5,17 +5,31 @@ connection and `MSG <json>` for every accepted message. Exits when its
 stdin closes (the test process is gone).
 
 Recipients starting with `nobody@` are refused with 550, `busy@` with 451.
+
+Options: `--tls starttls|implicit` (with the test certificate beside this
+file; STARTTLS is then required) and `--auth USER:PASSWORD` (AUTH required,
+only over TLS).
 """
 
 import asyncio
 import email
+import argparse
 import json
+import logging
 import os
+import ssl
 import sys
 import threading
+import warnings
 from email import policy
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+warnings.simplefilter("ignore")
+# aiosmtpd logs a deprecation warning of its own on every AUTH.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class Handler:
@@ -45,6 +59,11 @@ class Handler:
             "message_id": str(msg["message-id"]),
             "content_type": msg.get_content_type(),
             "parts": parts,
+            "tls": session.ssl is not None or getattr(server, "implicit_tls", False),
+            "authenticated": bool(session.authenticated),
+            "login": session.auth_data.login.decode()
+            if isinstance(session.auth_data, LoginPassword)
+            else None,
         }
         print("MSG " + json.dumps(out, ensure_ascii=False), flush=True)
         return "250 2.0.0 Ok: queued"
@@ -53,6 +72,8 @@ class Handler:
 class CountingSMTP(SMTP):
     def connection_made(self, transport):
         super().connection_made(transport)
+        if getattr(self, "implicit_tls", None) is None:
+            self.implicit_tls = transport.get_extra_info("ssl_object") is not None
         peer = transport.get_extra_info("peername")
         print("CONN %d" % peer[1], flush=True)
 
@@ -62,12 +83,46 @@ def exit_when_stdin_closes():
     os._exit(0)
 
 
+class Authenticator:
+    def __init__(self, user, password):
+        self.user = user.encode()
+        self.password = password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.user
+            and auth_data.password == self.password
+        )
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+
 async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tls", choices=["none", "starttls", "implicit"], default="none")
+    parser.add_argument("--auth", default=None)
+    args = parser.parse_args()
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     loop = asyncio.get_running_loop()
     handler = Handler()
+    ctx = None
+    if args.tls != "none":
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(os.path.join(HERE, "test-cert.pem"), os.path.join(HERE, "test-key.pem"))
+    kwargs = {"hostname": "mx.test.local"}
+    if args.tls == "starttls":
+        kwargs.update(tls_context=ctx, require_starttls=True)
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+        # aiosmtpd only counts STARTTLS as TLS; with implicit TLS the whole
+        # connection is encrypted already.
+        kwargs.update(authenticator=Authenticator(user, password), auth_required=True,
+                      auth_require_tls=args.tls != "implicit")
     server = await loop.create_server(
-        lambda: CountingSMTP(handler, hostname="mx.test.local"), "127.0.0.1", 0
+        lambda: CountingSMTP(handler, **kwargs),
+        "127.0.0.1",
+        0,
+        ssl=ctx if args.tls == "implicit" else None,
     )
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
     async with server:
