@@ -8,7 +8,7 @@ use crate::error::{ChannelError, Result};
 use crate::http::{self, HttpOptions};
 use crate::model::{
     group_by_message, reports, Channel, ChannelKind, Delivery, DeliveryOutcome, DeliveryReport,
-    Idempotency,
+    Idempotency, RateLimit,
 };
 use crate::secret::Secret;
 use crate::sign;
@@ -273,6 +273,13 @@ fn map_code(
 impl Channel for AliyunSmsChannel {
     fn kind(&self) -> ChannelKind {
         ChannelKind::AliyunSms
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit {
+            calls: 5000,
+            per_secs: 1,
+        })
     }
 
     fn max_batch_size(&self) -> usize {

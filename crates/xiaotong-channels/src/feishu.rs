@@ -4,6 +4,7 @@ use crate::error::{ChannelError, Result};
 use crate::http::{self, HttpOptions, DEFAULT_RATE_LIMIT_DELAY};
 use crate::model::{
     Channel, ChannelKind, Delivery, DeliveryOutcome, DeliveryReport, Idempotency, OutgoingMessage,
+    RateLimit,
 };
 use crate::secret::Secret;
 use crate::sign;
@@ -101,6 +102,13 @@ impl FeishuBotChannel {
 impl Channel for FeishuBotChannel {
     fn kind(&self) -> ChannelKind {
         ChannelKind::FeishuBot
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit {
+            calls: 100,
+            per_secs: 60,
+        })
     }
 
     fn max_batch_size(&self) -> usize {

@@ -12,6 +12,7 @@
 //! | WeCom application message | [`WecomAppConfig`] | [`WecomAppChannel::new`] |
 //! | WeCom group robot | [`WecomRobotConfig`] | [`WecomRobotChannel::new`] |
 //! | DingTalk custom robot | [`DingtalkRobotConfig`] | [`DingtalkRobotChannel::new`] |
+//! | DingTalk work notification | [`DingtalkWorkConfig`] | [`DingtalkWorkChannel::new`] |
 //! | Feishu custom bot | [`FeishuBotConfig`] | [`FeishuBotChannel::new`] |
 //! | generic signed webhook | [`WebhookConfig`] | [`WebhookChannel::new`] |
 //!
@@ -28,11 +29,14 @@ mod model;
 mod secret;
 pub mod sign;
 mod tencent;
+mod token;
 mod webhook;
 mod wecom;
 
 pub use aliyun::{AliyunSignatureVersion, AliyunSmsChannel, AliyunSmsConfig};
-pub use dingtalk::{DingtalkRobotChannel, DingtalkRobotConfig};
+pub use dingtalk::{
+    DingtalkRobotChannel, DingtalkRobotConfig, DingtalkWorkChannel, DingtalkWorkConfig,
+};
 pub use email::{SmtpChannel, SmtpConfig, SmtpSecurity};
 pub use error::{ChannelError, Result};
 pub use feishu::{FeishuBotChannel, FeishuBotConfig};
@@ -66,6 +70,8 @@ pub enum ChannelConfig {
     WecomRobot(WecomRobotConfig),
     /// DingTalk custom robot.
     DingtalkRobot(DingtalkRobotConfig),
+    /// DingTalk work notification.
+    DingtalkWork(DingtalkWorkConfig),
     /// Feishu custom bot.
     FeishuBot(FeishuBotConfig),
     /// Generic signed webhook.
@@ -81,6 +87,7 @@ pub fn build_channel(config: ChannelConfig) -> Result<Box<dyn Channel>> {
         ChannelConfig::WecomApp(c) => Box::new(WecomAppChannel::new(c)?),
         ChannelConfig::WecomRobot(c) => Box::new(WecomRobotChannel::new(c)?),
         ChannelConfig::DingtalkRobot(c) => Box::new(DingtalkRobotChannel::new(c)?),
+        ChannelConfig::DingtalkWork(c) => Box::new(DingtalkWorkChannel::new(c)?),
         ChannelConfig::FeishuBot(c) => Box::new(FeishuBotChannel::new(c)?),
         ChannelConfig::Webhook(c) => Box::new(WebhookChannel::new(c)?),
     })

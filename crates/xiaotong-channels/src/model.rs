@@ -19,6 +19,8 @@ pub enum ChannelKind {
     WecomRobot,
     /// DingTalk custom robot webhook.
     DingtalkRobot,
+    /// DingTalk work notification (`asyncsend_v2`).
+    DingtalkWork,
     /// Feishu / Lark custom bot webhook.
     FeishuBot,
     /// Generic signed JSON webhook.
@@ -198,6 +200,16 @@ pub enum Idempotency {
     },
 }
 
+/// A provider's documented call-rate limit: at most `calls` provider calls
+/// (one batch call counts once) per `per_secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Calls allowed in the window.
+    pub calls: u32,
+    /// Window length in seconds.
+    pub per_secs: u32,
+}
+
 /// One adapter per provider, all behind this trait.
 ///
 /// `send` never fails as a whole: it returns exactly one report per input
@@ -216,6 +228,13 @@ pub trait Channel: Send + Sync {
 
     /// What the provider does about duplicates.
     fn idempotency(&self) -> Idempotency;
+
+    /// The provider's documented rate limit for this credential, if any;
+    /// the worker should pace calls below it (exceeding it yields
+    /// [`DeliveryOutcome::RetryAfter`] or, for some providers, silent drops).
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
+    }
 
     /// Sends a batch; one report per delivery, in order.
     async fn send(&self, batch: &[Delivery]) -> Vec<DeliveryReport>;

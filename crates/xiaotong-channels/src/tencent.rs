@@ -4,7 +4,7 @@ use crate::error::{ChannelError, Result};
 use crate::http::{self, HttpOptions};
 use crate::model::{
     group_by_message, reports, Channel, ChannelKind, Delivery, DeliveryOutcome, DeliveryReport,
-    Idempotency,
+    Idempotency, RateLimit,
 };
 use crate::secret::Secret;
 use crate::sign;
@@ -295,6 +295,13 @@ fn map_error(code: &str, message: String) -> DeliveryOutcome {
 impl Channel for TencentSmsChannel {
     fn kind(&self) -> ChannelKind {
         ChannelKind::TencentSms
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit {
+            calls: 3000,
+            per_secs: 1,
+        })
     }
 
     fn max_batch_size(&self) -> usize {

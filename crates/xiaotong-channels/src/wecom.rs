@@ -5,13 +5,13 @@ use crate::error::{ChannelError, Result};
 use crate::http::{self, HttpOptions, DEFAULT_RATE_LIMIT_DELAY};
 use crate::model::{
     group_by_message, plain_text, reports, truncate_bytes, Channel, ChannelKind, Delivery,
-    DeliveryOutcome, DeliveryReport, Idempotency, OutgoingMessage,
+    DeliveryOutcome, DeliveryReport, Idempotency, OutgoingMessage, RateLimit,
 };
 use crate::secret::Secret;
+use crate::token::TokenCache;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 /// `touser` takes at most 1000 user ids per call.
 pub const WECOM_MAX_USERS: usize = 1000;
@@ -68,18 +68,12 @@ fn default_refresh_margin() -> u64 {
     300
 }
 
-#[derive(Clone)]
-struct CachedToken {
-    token: Secret,
-    refresh_at: Instant,
-}
-
 /// WeCom application message adapter (`message/send`).
 pub struct WecomAppChannel {
     config: WecomAppConfig,
     base: String,
     client: reqwest::Client,
-    token: Mutex<Option<CachedToken>>,
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for WecomAppChannel {
@@ -148,23 +142,22 @@ impl WecomAppChannel {
             ));
         }
         let client = http::client(&config.http)?;
+        let token = TokenCache::new(Duration::from_secs(config.token_refresh_margin_secs));
         Ok(Self {
             config,
             base,
             client,
-            token: Mutex::new(None),
+            token,
         })
     }
 
     /// Returns a valid token, fetching one if the cache is empty or due for
-    /// refresh. Holding the lock while fetching makes the refresh single-flight.
+    /// refresh.
     async fn access_token(&self) -> std::result::Result<Secret, DeliveryOutcome> {
-        let mut guard = self.token.lock().await;
-        if let Some(t) = guard.as_ref() {
-            if Instant::now() < t.refresh_at {
-                return Ok(t.token.clone());
-            }
-        }
+        self.token.get(|| self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> std::result::Result<(String, u64), DeliveryOutcome> {
         let req = self
             .client
             .get(format!("{}/cgi-bin/gettoken", self.base))
@@ -187,18 +180,7 @@ impl WecomAppChannel {
             }
         };
         match (resp.errcode, resp.access_token) {
-            (0, Some(token)) => {
-                let expires_in = resp.expires_in.unwrap_or(7200);
-                let ttl = expires_in
-                    .saturating_sub(self.config.token_refresh_margin_secs)
-                    .max(1);
-                let token = Secret::new(token);
-                *guard = Some(CachedToken {
-                    token: token.clone(),
-                    refresh_at: Instant::now() + Duration::from_secs(ttl),
-                });
-                Ok(token)
-            }
+            (0, Some(token)) => Ok((token, resp.expires_in.unwrap_or(7200))),
             (0, None) => Err(DeliveryOutcome::failed(
                 true,
                 "protocol",
@@ -210,10 +192,7 @@ impl WecomAppChannel {
 
     /// Drops `token` from the cache (if it is still the cached one).
     async fn invalidate(&self, token: &Secret) {
-        let mut guard = self.token.lock().await;
-        if guard.as_ref().is_some_and(|t| &t.token == token) {
-            *guard = None;
-        }
+        self.token.invalidate(token).await;
     }
 
     async fn post_message(
@@ -492,6 +471,13 @@ where
 impl Channel for WecomRobotChannel {
     fn kind(&self) -> ChannelKind {
         ChannelKind::WecomRobot
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit {
+            calls: 20,
+            per_secs: 60,
+        })
     }
 
     fn max_batch_size(&self) -> usize {

@@ -105,3 +105,141 @@ async fn wrong_secret_is_refused() {
         matches!(&out[0].outcome, DeliveryOutcome::Failed { retryable: false, code, .. } if code == "310000")
     );
 }
+
+// ---- work notification (asyncsend_v2) ----
+
+use std::sync::Mutex;
+use xiaotong_channels::{Delivery, DingtalkWorkChannel, DingtalkWorkConfig, Idempotency};
+
+const APP_KEY: &str = "ding-app-key";
+const APP_SECRET: &str = "ding-app-secret";
+
+#[derive(Default)]
+struct Work {
+    issued: u32,
+    valid: String,
+    revoke: bool,
+}
+
+async fn work_mock() -> (Mock, Arc<Mutex<Work>>) {
+    let state: Arc<Mutex<Work>> = Arc::default();
+    let s = state.clone();
+    let mock = Mock::start(move |req, p| {
+        let mut st = s.lock().expect("lock");
+        match req.path.as_str() {
+            "/gettoken" => {
+                check_eq(p, req.method.as_str(), "GET", "gettoken method");
+                if req.q("appkey").as_deref() != Some(APP_KEY) || req.q("appsecret").as_deref() != Some(APP_SECRET) {
+                    return Reply::json(serde_json::json!({"errcode": 40089, "errmsg": "不合法的corpid或corpsecret"}));
+                }
+                st.issued += 1;
+                st.valid = format!("dt-{}", st.issued);
+                Reply::json(serde_json::json!({"errcode": 0, "errmsg": "ok", "access_token": st.valid, "expires_in": 7200}))
+            }
+            "/topapi/message/corpconversation/asyncsend_v2" => {
+                check_eq(p, req.method.as_str(), "POST", "method");
+                let token = req.q("access_token").unwrap_or_default();
+                if token != st.valid || st.revoke {
+                    st.revoke = false;
+                    st.valid = String::new();
+                    return Reply::json(serde_json::json!({"errcode": 88, "sub_code": "42001", "errmsg": "ding talk error[subcode=42001,submsg=access_token超时]"}));
+                }
+                let b = req.json();
+                check_eq(p, b["agent_id"].as_i64(), Some(123), "agent_id integer");
+                let list = b["userid_list"].as_str().unwrap_or_default();
+                let users: Vec<&str> = list.split(',').collect();
+                check(p, !list.is_empty() && users.len() <= 5000, "userid_list 1..=5000 comma-separated");
+                let t = b["msg"]["msgtype"].as_str().unwrap_or_default().to_owned();
+                match t.as_str() {
+                    "text" => check(p, b["msg"]["text"]["content"].is_string(), "text.content"),
+                    "markdown" => check(p, b["msg"]["markdown"]["title"].is_string() && b["msg"]["markdown"]["text"].is_string(), "markdown"),
+                    "action_card" => check(
+                        p,
+                        b["msg"]["action_card"]["title"].is_string()
+                            && b["msg"]["action_card"]["markdown"].is_string()
+                            && b["msg"]["action_card"]["single_url"].is_string(),
+                        "action_card",
+                    ),
+                    other => p.push(format!("msgtype {other}")),
+                }
+                if users.contains(&"busy") {
+                    return Reply::json(serde_json::json!({"errcode": 143103, "errmsg": "超过应用每分钟推送人次上限"}));
+                }
+                Reply::json(serde_json::json!({"errcode": 0, "task_id": 256271667526_i64 + users.len() as i64, "request_id": "r"}))
+            }
+            other => {
+                p.push(format!("unexpected path {other}"));
+                Reply::json(serde_json::json!({"errcode": 404}))
+            }
+        }
+    })
+    .await;
+    (mock, state)
+}
+
+fn work(base: &str, secret: &str) -> DingtalkWorkChannel {
+    DingtalkWorkChannel::new(DingtalkWorkConfig {
+        app_key: APP_KEY.into(),
+        app_secret: Secret::new(secret),
+        agent_id: 123,
+        base_url: base.into(),
+        token_refresh_margin_secs: 300,
+        http: Default::default(),
+    })
+    .expect("work channel")
+}
+
+#[tokio::test]
+async fn work_notification_batches_and_refreshes_token() {
+    let (mock, state) = work_mock().await;
+    let ch = work(&mock.base, APP_SECRET);
+    assert_eq!(
+        ch.idempotency(),
+        Idempotency::ContentWindow {
+            window_secs: 86_400
+        }
+    );
+    let batch: Vec<Delivery> = (0..30)
+        .map(|i| delivery(&format!("d{i}"), &format!("user{i}"), "放假"))
+        .collect();
+    let out = ch.send(&batch).await;
+    assert!(
+        out.iter().all(|r| r.outcome
+            == DeliveryOutcome::Sent {
+                provider_message_id: Some("256271667556".into())
+            }),
+        "{out:?}"
+    );
+    assert_eq!(
+        mock.count("/topapi/message/corpconversation/asyncsend_v2"),
+        1
+    );
+    let users = mock.requests()[1].json()["userid_list"]
+        .as_str()
+        .map(|s| s.split(',').count());
+    assert_eq!(users, Some(30));
+
+    state.lock().expect("lock").revoke = true;
+    let mut card = delivery("c", "user1", "详情见链接");
+    card.message.url = Some("https://school.example/m/3".into());
+    let out = ch.send(&[card, delivery("bad", "a,b", "x")]).await;
+    assert!(out[0].outcome.is_sent(), "{out:?}");
+    assert!(matches!(
+        out[1].outcome,
+        DeliveryOutcome::UnknownRecipient { .. }
+    ));
+    assert_eq!(mock.count("/gettoken"), 2);
+
+    let out = ch.send(&[delivery("b", "busy", "x")]).await;
+    assert!(
+        matches!(&out[0].outcome, DeliveryOutcome::RetryAfter { code, .. } if code == "143103")
+    );
+    mock.assert_clean();
+
+    let out = work(&mock.base, "wrong")
+        .send(&[delivery("w", "user1", "x")])
+        .await;
+    assert!(
+        matches!(&out[0].outcome, DeliveryOutcome::Failed { retryable: false, code, .. } if code == "40089")
+    );
+}
