@@ -314,7 +314,20 @@ impl Channel for TencentSmsChannel {
 
     async fn send(&self, batch: &[Delivery]) -> Vec<DeliveryReport> {
         let mut outcomes: Vec<Option<DeliveryOutcome>> = vec![None; batch.len()];
-        for group in group_by_message(batch) {
+        // One call takes only mainland numbers or only international ones.
+        let is_mainland = |i: &usize| {
+            batch
+                .get(*i)
+                .is_some_and(|d| normalize_phone(&d.to).starts_with("+86"))
+        };
+        let groups = group_by_message(batch).into_iter().flat_map(|g| {
+            let (mainland, international): (Vec<usize>, Vec<usize>) =
+                g.into_iter().partition(is_mainland);
+            [mainland, international]
+                .into_iter()
+                .filter(|g| !g.is_empty())
+        });
+        for group in groups {
             for chunk in group.chunks(TENCENT_MAX_NUMBERS) {
                 let ds: Vec<&Delivery> = chunk.iter().filter_map(|&i| batch.get(i)).collect();
                 for (&i, o) in chunk.iter().zip(self.send_group(&ds).await) {

@@ -110,6 +110,8 @@ async fn tencent_mock() -> Mock {
             .unwrap_or_default();
         check(p, !phones.is_empty() && phones.len() <= 200, format!("PhoneNumberSet size {}", phones.len()));
         check(p, phones.iter().all(|n| n.starts_with('+')), "numbers must be E.164");
+        let mainland = phones.iter().filter(|n| n.starts_with("+86")).count();
+        check(p, mainland == 0 || mainland == phones.len(), "mainland and international numbers mixed in one call");
         if b["TemplateId"] == "LIMIT" {
             return Reply::json(serde_json::json!({"Response": {"Error": {"Code": "RequestLimitExceeded", "Message": "too many"}, "RequestId": "r"}}));
         }
@@ -153,6 +155,7 @@ async fn per_number_statuses_are_mapped() {
     let mock = tencent_mock().await;
     let ch = channel(&mock.base, SECRET_KEY);
     let batch = vec![
+        sms("hk", "+85261234567", "1110"),
         sms("ok", "13800000001", "1110"),
         sms("limited", "13800000002", "1110"),
         sms("bad", "+8613800000003", "1110"),
@@ -160,18 +163,20 @@ async fn per_number_statuses_are_mapped() {
     ];
     let out = ch.send(&batch).await;
     mock.assert_clean();
-    assert_eq!(mock.requests().len(), 1);
+    // mainland numbers in one call, the Hong Kong number in another
+    assert_eq!(mock.requests().len(), 2);
+    assert!(out[0].outcome.is_sent());
     assert!(
-        matches!(&out[0].outcome, DeliveryOutcome::Sent { provider_message_id: Some(s) } if s.starts_with("sn-"))
+        matches!(&out[1].outcome, DeliveryOutcome::Sent { provider_message_id: Some(s) } if s.starts_with("sn-"))
     );
     assert!(
-        matches!(&out[1].outcome, DeliveryOutcome::RetryAfter { after, .. } if *after == Duration::from_secs(30))
+        matches!(&out[2].outcome, DeliveryOutcome::RetryAfter { after, .. } if *after == Duration::from_secs(30))
     );
     assert!(
-        matches!(&out[2].outcome, DeliveryOutcome::UnknownRecipient { code, .. } if code == "InvalidParameterValue.IncorrectPhoneNumber")
+        matches!(&out[3].outcome, DeliveryOutcome::UnknownRecipient { code, .. } if code == "InvalidParameterValue.IncorrectPhoneNumber")
     );
     assert!(matches!(
-        &out[3].outcome,
+        &out[4].outcome,
         DeliveryOutcome::Failed {
             retryable: false,
             ..
