@@ -92,10 +92,14 @@ async function main() {
   const logFile = path.join(tmpRoot, 'server.log')
   const out = fs.openSync(logFile, 'w')
   log(`starting ${bin} demo on ${base} (data ${dataDir}, log ${logFile})`)
+  // The demo always runs on its own embedded database in the temp dir.
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }
+  delete env.XIAOTONG_DATABASE_URL
+  delete env.XIAOTONG_LISTEN
   const server = spawn(bin, ['demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
     cwd: path.resolve(webDir, '..'),
     stdio: ['ignore', out, out],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
+    env,
   })
 
   let stopping = false
