@@ -1,3 +1,3 @@
-fn main() {
-    println!("xiaotong");
+fn main() -> std::process::ExitCode {
+    xiaotong::cli::main()
 }

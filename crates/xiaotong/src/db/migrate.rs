@@ -1,0 +1,104 @@
+//! Migrations: one set of SQL files, with a handful of type tokens rendered
+//! per backend, applied in order and recorded in `schema_migrations`.
+
+use super::{Backend, Db, Sql};
+use crate::error::Result;
+use crate::db::RowExt;
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sql: include_str!("../../migrations/0001_foundation.sql"),
+}];
+
+fn render(sql: &str, backend: Backend) -> String {
+    let (id_pk, blob, longtext, opts) = match backend {
+        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", ""),
+        Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "BYTEA", "TEXT", ""),
+        Backend::MySql => (
+            "BIGINT AUTO_INCREMENT PRIMARY KEY",
+            "LONGBLOB",
+            "LONGTEXT",
+            "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        ),
+    };
+    sql.replace("ID_PK", id_pk)
+        .replace("BLOB_T", blob)
+        .replace("LONGTEXT_T", longtext)
+        .replace("TABLE_OPTS", opts)
+}
+
+async fn ensure_table(db: &Db) -> Result<()> {
+    let opts = if db.backend() == Backend::MySql {
+        "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    } else {
+        ""
+    };
+    db.execute(&Sql::new(format!(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT NOT NULL PRIMARY KEY, \
+         name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL) {opts}"
+    )))
+    .await?;
+    Ok(())
+}
+
+async fn applied(db: &Db) -> Result<Vec<i64>> {
+    let rows = db
+        .fetch_all(&Sql::new("SELECT version FROM schema_migrations ORDER BY version"))
+        .await?;
+    rows.iter().map(|r| r.i64("version")).collect()
+}
+
+/// Versions not yet applied (for `/readyz`).
+pub async fn pending_migrations(db: &Db) -> Result<Vec<i64>> {
+    ensure_table(db).await?;
+    let done = applied(db).await?;
+    Ok(MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !done.contains(v))
+        .collect())
+}
+
+/// Apply every pending migration. Safe to call from several processes at
+/// once: each migration runs in a transaction that first inserts its row in
+/// `schema_migrations`, so a second process blocks on, then fails, that
+/// insert and re-reads the state instead of applying it twice.
+pub async fn migrate(db: &Db) -> Result<Vec<i64>> {
+    ensure_table(db).await?;
+    let mut newly = Vec::new();
+    for m in MIGRATIONS {
+        if applied(db).await?.contains(&m.version) {
+            continue;
+        }
+        let mut tx = db.begin().await?;
+        let claim = tx
+            .execute(
+                &Sql::new("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(super::now_ms()),
+            )
+            .await;
+        if let Err(e) = claim {
+            if let crate::error::Error::Db(ref d) = e {
+                if crate::error::is_unique_violation(d) {
+                    tx.rollback().await.ok();
+                    continue;
+                }
+            }
+            return Err(e);
+        }
+        tx.execute_script(&render(m.sql, db.backend())).await?;
+        tx.commit().await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        newly.push(m.version);
+    }
+    Ok(newly)
+}
