@@ -185,6 +185,7 @@ pub fn run_to(
         let out = fet::write_locked(&text, &model, &result.solution)?;
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
     }
+    writeln!(w, "iterations={}", result.iterations)?;
     for r in &result.relaxed {
         writeln!(w, "relaxed: {r}")?;
     }

@@ -329,6 +329,10 @@ struct Search<'p, 'r, 's> {
     res_acts: Vec<Vec<usize>>,
     moves: Vec<(usize, u16, u16)>,
     undo: Vec<(usize, u16, u16)>,
+    /// Per mille probability of accepting a worsening move in the hard phase.
+    noise: u32,
+    /// Whether the soft cost breaks ties in the hard phase.
+    soft_in_hard: bool,
 }
 
 impl<'p, 'r, 's> Search<'p, 'r, 's> {
@@ -363,6 +367,11 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             res_acts,
             moves: Vec::new(),
             undo: Vec::new(),
+            noise: std::env::var("XT_NOISE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30),
+            soft_in_hard: std::env::var("XT_SOFT").map(|v| v == "1").unwrap_or(true),
         }
     }
 
@@ -537,6 +546,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             }
             iter += 1;
             *iterations += 1;
+            if iter % 20000 == 0 && std::env::var_os("XT_DEBUG").is_some() {
+                eprintln!("iter {iter} cur {:?} best {:?}", self.st.cost(), self.best);
+            }
             if self.st.cost().hard > 0 {
                 self.tabu_step(iter);
                 lahc.clear();
@@ -579,6 +591,47 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         }
     }
 
+    /// Moves that put single activity `a` at `s` and an activity of the same
+    /// duration and resource that starts at `s` into `a`'s place.
+    fn swap_moves(&mut self, a: usize, s: u16) -> bool {
+        let p = self.p;
+        let cur = self.st.start[a];
+        if cur == NONE || cur == s || p.units[p.act_unit[a]].len() != 1 {
+            return false;
+        }
+        let act = &p.acts[a];
+        let mut other = None;
+        'outer: for &r in &act.res {
+            for &b in &self.res_acts[r as usize] {
+                if b != a
+                    && self.st.start[b] == s
+                    && p.acts[b].dur == act.dur
+                    && p.units[p.act_unit[b]].len() == 1
+                    && p.acts[b].allowed[cur as usize]
+                {
+                    other = Some(b);
+                    break 'outer;
+                }
+            }
+        }
+        let Some(b) = other else { return false };
+        let (ra, rb) = (self.st.room[a], self.st.room[b]);
+        let ra2 = if rb != NONE && act.rooms.contains(&rb) {
+            rb
+        } else {
+            ra
+        };
+        let rb2 = if ra != NONE && p.acts[b].rooms.contains(&ra) {
+            ra
+        } else {
+            rb
+        };
+        self.moves.clear();
+        self.moves.push((a, s, ra2));
+        self.moves.push((b, cur, rb2));
+        true
+    }
+
     fn pick_violating_unit(&mut self) -> usize {
         let n = self.p.acts.len();
         for _ in 0..40 {
@@ -592,62 +645,70 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
 
     fn tabu_step(&mut self, iter: u64) {
         let p = self.p;
-        let u = self.pick_violating_unit();
-        let a0 = p.units[u][0];
-        let cur = self.st.start[a0];
-        let cur_cost = scalar(self.st.cost());
+        let hs = |c: Cost, soft: bool| if soft { scalar(c) } else { c.hard };
+        let soft_on = self.soft_in_hard;
+        let cur_cost = hs(self.st.cost(), soft_on);
         let best_hard = self.best.hard;
-        let starts = &p.unit_starts[u];
-        if starts.is_empty() {
-            return;
-        }
         let sample = 48usize;
-        let n = starts.len();
         let mut chosen: Option<(i64, Moves)> = None;
+        let mut moved: Vec<(usize, u16)> = Vec::new();
         let mut ties = 0u32;
-        let off = self.rng.gen_range(0..n);
-        let step = if n > sample { n / sample } else { 1 };
-        let mut k = 0;
-        while k < n.min(sample * step) {
-            let s = starts[(off + k) % n];
-            k += step;
-            if s == cur && p.acts[a0].rooms.is_empty() {
+        for _ in 0..2 {
+            let u = self.pick_violating_unit();
+            let a0 = p.units[u][0];
+            let cur = self.st.start[a0];
+            moved.push((u, cur));
+            let starts = &p.unit_starts[u];
+            let n = starts.len();
+            if n == 0 {
                 continue;
             }
-            self.unit_moves(u, s);
-            let c = self.try_moves();
-            self.revert();
-            let sc = scalar(c);
-            let is_tabu = self.tabu[u * p.slots + s as usize] > iter;
-            if is_tabu && c.hard >= best_hard {
-                continue;
-            }
-            match &chosen {
-                Some((b, _)) if sc > *b => {}
-                Some((b, _)) if sc == *b => {
-                    ties += 1;
-                    if self.rng.gen_range(0..=ties) == 0 {
-                        chosen = Some((sc, self.moves.clone()));
+            let off = self.rng.gen_range(0..n);
+            let step = if n > sample { n / sample } else { 1 };
+            let mut k = 0;
+            while k < n.min(sample * step) {
+                let s = starts[(off + k) % n];
+                k += step;
+                if s == cur && p.acts[a0].rooms.is_empty() {
+                    continue;
+                }
+                for variant in 0..2 {
+                    if variant == 0 {
+                        self.unit_moves(u, s);
+                    } else if !self.swap_moves(a0, s) {
+                        break;
+                    }
+                    let c = self.try_moves();
+                    self.revert();
+                    let sc = hs(c, soft_on);
+                    let is_tabu = self.tabu[u * p.slots + s as usize] > iter;
+                    if is_tabu && c.hard >= best_hard {
+                        continue;
+                    }
+                    match &chosen {
+                        Some((b, _)) if sc > *b => {}
+                        Some((b, _)) if sc == *b => {
+                            ties += 1;
+                            if self.rng.gen_range(0..=ties) == 0 {
+                                chosen = Some((sc, self.moves.clone()));
+                            }
+                        }
+                        _ => {
+                            ties = 0;
+                            chosen = Some((sc, self.moves.clone()));
+                        }
                     }
                 }
-                _ => {
-                    ties = 0;
-                    chosen = Some((sc, self.moves.clone()));
-                }
             }
         }
-        if let Some((sc, mv)) = chosen {
-            // Random walk now and then when stuck on a plateau.
-            if sc >= cur_cost && self.rng.gen_range(0..100) < 3 {
-                let s = starts[self.rng.gen_range(0..n)];
-                self.unit_moves(u, s);
-                let mv = std::mem::take(&mut self.moves);
-                self.st.apply(&mv);
-                self.moves = mv;
-            } else {
-                self.st.apply(&mv);
-            }
-            if cur != NONE {
+        let Some((sc, mv)) = chosen else { return };
+        if sc > cur_cost && self.rng.gen_range(0..1000) >= self.noise {
+            return;
+        }
+        let units: Vec<usize> = mv.iter().map(|m| p.act_unit[m.0]).collect();
+        self.st.apply(&mv);
+        for (u, cur) in moved {
+            if cur != NONE && units.contains(&u) {
                 let tenure = 10 + self.rng.gen_range(0..10u64);
                 self.tabu[u * p.slots + cur as usize] = iter + tenure;
             }

@@ -1,0 +1,338 @@
+//! `cargo xtask bench fet|itc`: the timetabling benchmarks.
+//!
+//! * `fet`: runs `fet-cl` and then our solver on every file of
+//!   `<bench>/fet/dev-set.txt` (paths relative to FET's examples folder) and
+//!   prints a table and `bench=fet files=N fet_solved=N ours_solved=N median_ratio=R`.
+//! * `itc`: runs our solver on `<bench>/itc2007/comp*.ctt` and compares the
+//!   soft cost with the best-known table of `<bench>/itc2007/README.md`.
+//!
+//! Options: `--time-limit S` (fet: 60, itc: 300), `--bench-dir DIR`
+//! (default `$XIAOTONG_BENCH_DIR` or `../shared/bench`), `--examples DIR`
+//! (default `/usr/share/doc/fet-data/examples`), `--files N` (first N files
+//! only), `--only SUBSTRING`, `--threads N`, `--seed N`, `--skip-fet`,
+//! `--optimize` (fet: keep improving the soft cost until the time limit
+//! instead of stopping at the first feasible timetable, as fet-cl does).
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+struct Opts {
+    time_limit: Option<f64>,
+    bench_dir: PathBuf,
+    examples: PathBuf,
+    files: Option<usize>,
+    only: Option<String>,
+    threads: usize,
+    seed: u64,
+    skip_fet: bool,
+    optimize: bool,
+}
+
+fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(Path::to_path_buf).unwrap_or(here)
+}
+
+fn parse_opts(args: &[String]) -> Result<Opts> {
+    let root = workspace_root();
+    let mut o = Opts {
+        time_limit: None,
+        bench_dir: std::env::var_os("XIAOTONG_BENCH_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("../shared/bench")),
+        examples: PathBuf::from("/usr/share/doc/fet-data/examples"),
+        files: None,
+        only: None,
+        threads: 1,
+        seed: 1,
+        skip_fet: false,
+        optimize: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--time-limit" => o.time_limit = Some(val()?.parse().context("--time-limit")?),
+            "--bench-dir" => o.bench_dir = PathBuf::from(val()?),
+            "--examples" => o.examples = PathBuf::from(val()?),
+            "--files" => o.files = Some(val()?.parse().context("--files")?),
+            "--only" => o.only = Some(val()?),
+            "--threads" => o.threads = val()?.parse().context("--threads")?,
+            "--seed" => o.seed = val()?.parse().context("--seed")?,
+            "--skip-fet" => o.skip_fet = true,
+            "--optimize" => o.optimize = true,
+            other => bail!("unknown option {other}"),
+        }
+    }
+    Ok(o)
+}
+
+/// Build the solver in release mode and return the path of its binary.
+fn build_solver() -> Result<PathBuf> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "xiaotong-solver",
+            "--example",
+            "solve",
+            "--message-format=json",
+        ])
+        .output()
+        .context("running cargo build")?;
+    if !out.status.success() {
+        bail!("building the solver failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines() {
+        if line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"name\":\"solve\"") {
+            if let Some(i) = line.find("\"executable\":\"") {
+                let rest = &line[i + 14..];
+                if let Some(j) = rest.find('"') {
+                    return Ok(PathBuf::from(&rest[..j]));
+                }
+            }
+        }
+    }
+    bail!("could not find the solve example binary in cargo's output")
+}
+
+struct Ours {
+    solved: bool,
+    seconds: f64,
+    first_feasible: Option<f64>,
+    hard: i64,
+    soft: i64,
+}
+
+fn run_ours(bin: &Path, file: &Path, extra: &[String], out: &Path) -> Result<Ours> {
+    let t = Instant::now();
+    let o = Command::new(bin)
+        .arg(file)
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    let seconds = t.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut r = Ours {
+        solved: false,
+        seconds,
+        first_feasible: None,
+        hard: -1,
+        soft: -1,
+    };
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("feasible seconds=") {
+            r.first_feasible = v.trim().parse().ok();
+        }
+        if line.starts_with("solved=") {
+            for kv in line.split_whitespace() {
+                match kv.split_once('=') {
+                    Some(("solved", v)) => r.solved = v == "1",
+                    Some(("hard", v)) => r.hard = v.parse().unwrap_or(-1),
+                    Some(("soft", v)) => r.soft = v.parse().unwrap_or(-1),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if r.hard < 0 {
+        let err = String::from_utf8_lossy(&o.stderr);
+        eprintln!("  {}: {}", file.display(), err.lines().last().unwrap_or("no result line"));
+    }
+    Ok(r)
+}
+
+/// Run fet-cl; (solved, wall seconds).
+fn run_fet(file: &Path, time_limit: f64, outdir: &Path) -> Result<(bool, f64)> {
+    let _ = std::fs::remove_dir_all(outdir);
+    let t = Instant::now();
+    let o = Command::new("fet-cl")
+        .arg(format!("--inputfile={}", file.display()))
+        .arg(format!("--outputdir={}", outdir.display()))
+        .arg(format!("--timelimitseconds={}", time_limit.round() as u64))
+        .output()
+        .context("running fet-cl (apt-get install fet)")?;
+    let secs = t.elapsed().as_secs_f64();
+    let result = std::fs::read_to_string(outdir.join("logs/result.txt")).unwrap_or_default();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let solved = o.status.success() && (result.contains("Simulation successful") || out.contains("Simulation successful"));
+    Ok((solved, secs))
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+fn bench_fet(o: &Opts) -> Result<()> {
+    let limit = o.time_limit.unwrap_or(60.0);
+    let list = std::fs::read_to_string(o.bench_dir.join("fet/dev-set.txt"))
+        .with_context(|| format!("reading {}/fet/dev-set.txt", o.bench_dir.display()))?;
+    let mut files: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if let Some(s) = &o.only {
+        files.retain(|f| f.contains(s.as_str()));
+    }
+    if let Some(n) = o.files {
+        files.truncate(n);
+    }
+    let bin = build_solver()?;
+    let tmp = std::env::temp_dir().join(format!("xiaotong-bench-fet-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let mut extra = vec![
+        "--time-limit".to_string(),
+        limit.to_string(),
+        "--threads".into(),
+        o.threads.to_string(),
+        "--seed".into(),
+        o.seed.to_string(),
+    ];
+    if !o.optimize {
+        extra.push("--stop-at-feasible".into());
+    }
+    println!(
+        "{:<72} {:>6} {:>8} {:>6} {:>8} {:>9} {:>5} {:>8} {:>8}",
+        "file", "fet", "fet_s", "ours", "ours_s", "feasible", "hard", "soft", "fet_ok"
+    );
+    let (mut fet_solved, mut ours_solved) = (0, 0);
+    let mut ratios = Vec::new();
+    for f in &files {
+        let path = o.examples.join(f);
+        let (fs, ft) = if o.skip_fet {
+            (false, f64::NAN)
+        } else {
+            run_fet(&path, limit, &tmp.join("fet"))?
+        };
+        let out = tmp.join("ours.fet");
+        let _ = std::fs::remove_file(&out);
+        let ours = run_ours(&bin, &path, &extra, &out)?;
+        // FET itself confirms our timetable: every activity is locked in the written file.
+        let confirmed = if ours.solved && !o.skip_fet {
+            match run_fet(&out, 30.0, &tmp.join("fet-check")) {
+                Ok((ok, _)) => if ok { "yes" } else { "NO" },
+                Err(_) => "?",
+            }
+        } else {
+            "-"
+        };
+        fet_solved += fs as usize;
+        ours_solved += ours.solved as usize;
+        if fs && ours.solved {
+            ratios.push(ours.seconds / ft.max(0.01));
+        }
+        println!(
+            "{:<72} {:>6} {:>8.2} {:>6} {:>8.2} {:>9} {:>5} {:>8} {:>8}",
+            f,
+            fs as u8,
+            ft,
+            ours.solved as u8,
+            ours.seconds,
+            ours.first_feasible.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            ours.hard,
+            ours.soft,
+            confirmed
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let r = median(&mut ratios).map(|r| format!("{r:.3}")).unwrap_or_else(|| "NA".into());
+    println!(
+        "bench=fet files={} fet_solved={fet_solved} ours_solved={ours_solved} median_ratio={r}",
+        files.len()
+    );
+    Ok(())
+}
+
+fn bench_itc(o: &Opts) -> Result<()> {
+    let limit = o.time_limit.unwrap_or(300.0);
+    let dir = o.bench_dir.join("itc2007");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap_or_default();
+    let best_known = |name: &str| -> Option<i64> {
+        readme.lines().find_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells.len() >= 3 && cells[1] == name).then(|| cells[2].parse().ok()).flatten()
+        })
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ctt"))
+        .collect();
+    files.sort();
+    if let Some(s) = &o.only {
+        files.retain(|f| f.to_string_lossy().contains(s.as_str()));
+    }
+    if let Some(n) = o.files {
+        files.truncate(n);
+    }
+    let bin = build_solver()?;
+    let tmp = std::env::temp_dir().join(format!("xiaotong-bench-itc-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let extra = vec![
+        "--time-limit".to_string(),
+        limit.to_string(),
+        "--threads".into(),
+        o.threads.to_string(),
+        "--seed".into(),
+        o.seed.to_string(),
+    ];
+    println!(
+        "{:<10} {:>9} {:>8} {:>5} {:>7} {:>10} {:>8}",
+        "instance", "feasible", "seconds", "hard", "soft", "best_known", "gap_%"
+    );
+    let (mut feasible, mut gaps) = (0, Vec::new());
+    for f in &files {
+        let name = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let ours = run_ours(&bin, f, &extra, &tmp.join(format!("{name}.sol")))?;
+        feasible += ours.solved as usize;
+        let bk = best_known(&name);
+        let gap = match bk {
+            Some(b) if ours.solved && b > 0 => {
+                let g = 100.0 * (ours.soft - b) as f64 / b as f64;
+                gaps.push(g);
+                format!("{g:.1}")
+            }
+            _ => "-".into(),
+        };
+        println!(
+            "{:<10} {:>9} {:>8.2} {:>5} {:>7} {:>10} {:>8}",
+            name,
+            ours.first_feasible.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            ours.seconds,
+            ours.hard,
+            ours.soft,
+            bk.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
+            gap
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mean = if gaps.is_empty() {
+        "NA".to_string()
+    } else {
+        format!("{:.1}", gaps.iter().sum::<f64>() / gaps.len() as f64)
+    };
+    println!(
+        "bench=itc files={} feasible={feasible} time_limit={limit} mean_gap_percent={mean}",
+        files.len()
+    );
+    Ok(())
+}
+
+/// Entry point for `cargo xtask bench fet|itc [options]`.
+pub fn run(kind: &str, args: &[String]) -> Result<()> {
+    let o = parse_opts(args)?;
+    match kind {
+        "fet" => bench_fet(&o),
+        "itc" => bench_itc(&o),
+        other => bail!("unknown benchmark {other} (expected fet or itc)"),
+    }
+}
