@@ -15,6 +15,7 @@
 //! | DingTalk work notification | [`DingtalkWorkConfig`] | [`DingtalkWorkChannel::new`] |
 //! | Feishu custom bot | [`FeishuBotConfig`] | [`FeishuBotChannel::new`] |
 //! | generic signed webhook | [`WebhookConfig`] | [`WebhookChannel::new`] |
+//! | Web Push (VAPID, aes128gcm) | [`WebPushConfig`] | [`WebPushChannel::new`] |
 //!
 //! [`ChannelConfig`] is the tagged union of all configs, and
 //! [`build_channel`] turns one into a `Box<dyn Channel>`. Build a channel
@@ -60,6 +61,7 @@ pub mod sign;
 mod tencent;
 mod token;
 mod webhook;
+mod webpush;
 mod wecom;
 
 pub use aliyun::{AliyunSignatureVersion, AliyunSmsChannel, AliyunSmsConfig};
@@ -77,6 +79,10 @@ pub use model::{
 pub use secret::Secret;
 pub use tencent::{TencentSmsChannel, TencentSmsConfig};
 pub use webhook::{WebhookChannel, WebhookConfig};
+pub use webpush::{
+    encrypt_aes128gcm, generate_vapid_keys, PushKeys, PushSubscription, Urgency, WebPushChannel,
+    WebPushConfig,
+};
 pub use wecom::{
     WecomAppChannel, WecomAppConfig, WecomMessageType, WecomRobotChannel, WecomRobotConfig,
 };
@@ -105,6 +111,8 @@ pub enum ChannelConfig {
     FeishuBot(FeishuBotConfig),
     /// Generic signed webhook.
     Webhook(WebhookConfig),
+    /// Web Push.
+    WebPush(WebPushConfig),
 }
 
 /// Builds the adapter for a configuration.
@@ -119,6 +127,7 @@ pub fn build_channel(config: ChannelConfig) -> Result<Box<dyn Channel>> {
         ChannelConfig::DingtalkWork(c) => Box::new(DingtalkWorkChannel::new(c)?),
         ChannelConfig::FeishuBot(c) => Box::new(FeishuBotChannel::new(c)?),
         ChannelConfig::Webhook(c) => Box::new(WebhookChannel::new(c)?),
+        ChannelConfig::WebPush(c) => Box::new(WebPushChannel::new(c)?),
     })
 }
 
@@ -142,6 +151,8 @@ mod tests {
             serde_json::json!({"kind": "dingtalk_work", "app_key": "k", "app_secret": LEAK, "agent_id": 1}),
             serde_json::json!({"kind": "feishu_bot", "hook_id": LEAK, "secret": LEAK}),
             serde_json::json!({"kind": "webhook", "url": "https://hooks.example/x", "secret": LEAK}),
+            serde_json::json!({"kind": "web_push", "subject": "mailto:ops@school.example",
+                "vapid_private_key": "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"}),
         ]
     }
 

@@ -25,6 +25,8 @@ pub enum ChannelKind {
     FeishuBot,
     /// Generic signed JSON webhook.
     Webhook,
+    /// Web Push (RFC 8030) to a browser subscription.
+    WebPush,
 }
 
 /// Template reference for SMS providers, which only send pre-approved templates.

@@ -9,4 +9,5 @@ mod feishu;
 mod smtp;
 mod tencent;
 mod webhook;
+mod webpush;
 mod wecom;
