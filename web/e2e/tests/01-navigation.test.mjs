@@ -99,3 +99,27 @@ test('logging out returns to the log-in page', async () => {
     await page.context().close()
   }
 })
+
+test('repeated failures are throttled (429) and the reason is shown', async () => {
+  const page = await newPage(browser)
+  try {
+    await page.goto('/login')
+    await page.getByTestId('login-tenant').fill('school')
+    await page.getByTestId('login-login').fill('nobody-e2e-throttle')
+    await page.getByTestId('login-password').fill('wrong-password')
+    let status = 0
+    for (let i = 0; i < 8 && status !== 429; i++) {
+      const res = page.waitForResponse((r) => r.url().endsWith('/api/v1/auth/login'))
+      await page.getByTestId('login-submit').click()
+      status = (await res).status()
+    }
+    assert.equal(status, 429, 'log-in is throttled after repeated failures')
+    const alert = page.getByTestId('login-error')
+    await alert.waitFor()
+    const text = await alert.innerText()
+    assert.match(text, /尝试次数过多|Too many/, text)
+    await shot(page, 'desktop-login-throttled')
+  } finally {
+    await page.context().close()
+  }
+})

@@ -76,3 +76,39 @@ test('valid rows only: the good rows are imported', async () => {
   const found = await apiPeople('导入测试')
   assert.deepEqual(found.items.map((p) => p.name).sort(), ['导入测试甲', '导入测试丙'].sort())
 })
+
+test('an imported account must change its password on first log-in', async () => {
+  const csv =
+    '\ufeff类型,学号工号,姓名,用户名,初始密码\n' + '职工,E2E0100,改密测试,e2e_pw,Start@2026x\n'
+  await page.goto('/import')
+  await page
+    .getByTestId('import-file')
+    .locator('input[type=file]')
+    .setInputFiles({ name: 'e2e-accounts.csv', mimeType: 'text/csv', buffer: Buffer.from(csv, 'utf8') })
+  await page.getByTestId('mode-all').click()
+  await page.getByTestId('import-start').click()
+  await page.locator('[data-testid="import-state"][data-state="succeeded"]').waitFor({ timeout: 30_000 })
+
+  const other = await newPage(browser)
+  try {
+    await other.goto('/login')
+    await other.getByTestId('login-tenant').fill('school')
+    await other.getByTestId('login-login').fill('e2e_pw')
+    await other.getByTestId('login-password').fill('Start@2026x')
+    await other.getByTestId('login-submit').click()
+    await other.getByTestId('pw-submit').waitFor()
+    assert.equal(new URL(other.url()).pathname, '/change-password')
+    // Every other page sends back to the password change.
+    await other.goto('/profile')
+    await other.getByTestId('pw-submit').waitFor()
+    assert.equal(await other.locator('[data-testid="nav"] [data-testid^="nav-"]').count(), 0, 'no navigation before the change')
+    await shot(other, 'desktop-change-password')
+    await other.getByTestId('pw-current').fill('Start@2026x')
+    await other.getByTestId('pw-new').fill('Changed@2026x')
+    await other.getByTestId('pw-repeat').fill('Changed@2026x')
+    await other.getByTestId('pw-submit').click()
+    await other.getByTestId('welcome').waitFor()
+  } finally {
+    await other.context().close()
+  }
+})

@@ -27,6 +27,7 @@ const en = {
     error: 'Error',
     requestFailed: 'Request failed ({status})',
     retryAfter: 'Try again in {n} seconds.',
+    retryAfterMin: 'Try again in {n} minutes.',
   },
   nav: {
     menu: 'Menu',

@@ -29,6 +29,7 @@ const zhCN: Messages = {
     error: '错误',
     requestFailed: '请求失败（{status}）',
     retryAfter: '请在 {n} 秒后重试。',
+    retryAfterMin: '请在 {n} 分钟后重试。',
   },
   nav: {
     menu: '菜单',

@@ -11,7 +11,13 @@ export function errorMessage(e: unknown): string {
     if (p.detail && p.title && !p.detail.includes(p.title) && e.status !== 401 && e.status !== 429) {
       msg = `${p.title}: ${p.detail}`
     }
-    if (e.status === 429 && e.retryAfter) msg += ' ' + t('common.retryAfter', { n: e.retryAfter })
+    if (e.status === 429 && e.retryAfter) {
+      msg +=
+        ' ' +
+        (e.retryAfter >= 120
+          ? t('common.retryAfterMin', { n: Math.ceil(e.retryAfter / 60) })
+          : t('common.retryAfter', { n: e.retryAfter }))
+    }
     return msg
   }
   if (e instanceof NetworkError) return t('common.networkError')

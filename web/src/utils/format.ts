@@ -19,3 +19,14 @@ export function debounce<A extends unknown[]>(fn: (...args: A) => void, ms: numb
     timer = setTimeout(() => fn(...args), ms)
   }
 }
+
+/**
+ * Names the server writes in both languages as "中文 / English" (built-in
+ * roles, permission descriptions) shown in the current language only.
+ */
+export function bilingual(s: string | null | undefined): string {
+  if (!s) return ''
+  const i = s.indexOf(' / ')
+  if (i < 0) return s
+  return currentLocale() === 'en' ? s.slice(i + 3).trim() : s.slice(0, i).trim()
+}
