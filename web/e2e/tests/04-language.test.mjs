@@ -1,7 +1,7 @@
 // Switches the language to English and back; the choice survives a reload.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { launch, login, newPage, pickOption } from '../lib.mjs'
+import { launch, login, newPage, pickOption, shot } from '../lib.mjs'
 
 let browser
 before(async () => {
@@ -24,6 +24,10 @@ test('switch to English and back to Chinese', async () => {
     assert.equal(await page.evaluate(() => document.documentElement.lang), 'en')
     await page.reload()
     await page.getByTestId('nav-people').filter({ hasText: 'People' }).waitFor()
+    await page.getByTestId('nav-people').click()
+    await page.getByTestId('people-table').locator('.el-table__row').first().waitFor()
+    assert.match(await page.getByTestId('people-total').innerText(), /in total/)
+    await shot(page, 'desktop-people-en')
     await pickOption(page, 'lang-switch', 'lang-zh-CN')
     await page.getByTestId('nav-people').filter({ hasText: '人员' }).waitFor()
   } finally {

@@ -29,8 +29,16 @@ test('roles & permissions', async () => {
   await rows.first().waitFor()
   assert.ok((await rows.count()) >= 5, 'built-in roles are listed')
   await shot(page, 'desktop-roles')
-  // Create a custom role.
+  // An invalid key is refused; the reason stands beside the field.
   await page.getByTestId('role-create').click()
+  await page.getByTestId('role-key').fill('Bad Key!')
+  await page.getByTestId('role-name').fill('E2E 查看员')
+  await page.getByTestId('role-save').click()
+  const fieldError = page.locator('[data-testid="role-dialog"] .el-form-item.is-error .el-form-item__error')
+  await fieldError.waitFor()
+  assert.ok((await fieldError.innerText()).trim().length > 0)
+  await shot(page, 'desktop-role-field-error')
+  // A valid custom role is created.
   await page.getByTestId('role-key').fill('e2e_viewer')
   await page.getByTestId('role-name').fill('E2E 查看员')
   await page.locator('[data-testid="role-dialog"] .el-checkbox').first().click()

@@ -2,15 +2,21 @@ import { ElMessage } from 'element-plus'
 import { ApiError, NetworkError } from '@/api/client'
 import { i18n } from '@/i18n'
 
+/** A short title for a problem: localized by status where we know it. */
+export function problemTitle(e: ApiError): string {
+  const { t, te } = i18n.global
+  const key = `common.status.s${e.status}`
+  if (te(key)) return t(key)
+  return e.problem.title || t('common.requestFailed', { status: e.status })
+}
+
 /** A readable one-line message for any error thrown by the API client. */
 export function errorMessage(e: unknown): string {
   const t = i18n.global.t
   if (e instanceof ApiError) {
     const p = e.problem
-    let msg = p.detail || p.title || t('common.requestFailed', { status: e.status })
-    if (p.detail && p.title && !p.detail.includes(p.title) && e.status !== 401 && e.status !== 429) {
-      msg = `${p.title}: ${p.detail}`
-    }
+    let msg = p.detail || problemTitle(e)
+    if (p.detail && e.status !== 401 && e.status !== 429) msg = `${problemTitle(e)}: ${p.detail}`
     if (e.status === 429 && e.retryAfter) {
       msg +=
         ' ' +
