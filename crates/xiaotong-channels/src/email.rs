@@ -83,8 +83,10 @@ fn default_timeout_secs() -> u64 {
     30
 }
 
-/// Idle connections older than this are probed with NOOP before reuse.
-const PROBE_AFTER: Duration = Duration::from_secs(5);
+/// Connections idle for longer than this are probed with NOOP before reuse,
+/// so that a restarted or vanished server costs no delivery attempt. Within
+/// a busy batch connections are reused within milliseconds and never probed.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 struct IdleConnection {
     conn: AsyncSmtpConnection,

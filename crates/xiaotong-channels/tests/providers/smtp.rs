@@ -20,7 +20,7 @@ const SCRIPT: &str = concat!(
 struct SmtpServer {
     port: u16,
     lines: Arc<Mutex<Vec<String>>>,
-    _child: Child,
+    child: Child,
 }
 
 impl SmtpServer {
@@ -60,7 +60,7 @@ impl SmtpServer {
         let server = SmtpServer {
             port: 0,
             lines,
-            _child: child,
+            child,
         };
         let port_line = server
             .wait(Duration::from_secs(15), |l| {
@@ -96,6 +96,11 @@ impl SmtpServer {
             .filter_map(|x| x.strip_prefix("MSG "))
             .map(|j| serde_json::from_str(j).expect("MSG json"))
             .collect()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
     }
 
     fn connections(&self) -> usize {
@@ -326,4 +331,30 @@ async fn implicit_tls_with_auth() {
     assert!(msgs
         .iter()
         .all(|m| m["tls"] == true && m["login"] == "alice"));
+}
+
+#[tokio::test]
+async fn recovers_after_the_server_restarts() {
+    let first = SmtpServer::start().await;
+    let port = first.port;
+    let ch = SmtpChannel::new(config(port, 2)).expect("channel");
+    assert!(ch
+        .send(&[mail(1), mail(2)])
+        .await
+        .iter()
+        .all(|r| r.outcome.is_sent()));
+    assert_eq!(first.messages(2).await.len(), 2);
+    first.stop().await;
+
+    // Down: pooled connections are dead and new ones are refused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = ch.send(&[mail(3)]).await;
+    assert!(out[0].outcome.is_retryable(), "{:?}", out[0]);
+
+    // Back on the same port: delivered again, without a wasted attempt.
+    let port_arg = port.to_string();
+    let second = SmtpServer::start_with(&["--port", &port_arg]).await;
+    let out = ch.send(&[mail(3), mail(4)]).await;
+    assert!(out.iter().all(|r| r.outcome.is_sent()), "{out:?}");
+    assert_eq!(second.messages(2).await.len(), 2);
 }

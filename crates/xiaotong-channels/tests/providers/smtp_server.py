@@ -101,6 +101,7 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tls", choices=["none", "starttls", "implicit"], default="none")
     parser.add_argument("--auth", default=None)
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     loop = asyncio.get_running_loop()
@@ -121,7 +122,7 @@ async def main():
     server = await loop.create_server(
         lambda: CountingSMTP(handler, **kwargs),
         "127.0.0.1",
-        0,
+        args.port,
         ssl=ctx if args.tls == "implicit" else None,
     )
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
