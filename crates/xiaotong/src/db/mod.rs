@@ -440,10 +440,19 @@ impl RowExt for AnyRow {
         Ok(self.try_get::<Option<i64>, _>(col)?)
     }
     fn str(&self, col: &str) -> Result<String> {
-        Ok(self.try_get::<String, _>(col)?)
+        self.opt_str(col)?
+            .ok_or_else(|| Error::Db(sqlx::Error::ColumnDecode { index: col.to_string(), source: "unexpected NULL".into() }))
     }
     fn opt_str(&self, col: &str) -> Result<Option<String>> {
-        Ok(self.try_get::<Option<String>, _>(col)?)
+        match self.try_get::<Option<String>, _>(col) {
+            Ok(v) => Ok(v),
+            // MySQL reports TEXT/LONGTEXT columns as BLOB through the Any driver.
+            Err(sqlx::Error::ColumnDecode { .. }) => self
+                .try_get::<Option<Vec<u8>>, _>(col)?
+                .map(|b| String::from_utf8(b).map_err(|e| Error::Db(sqlx::Error::Decode(Box::new(e)))))
+                .transpose(),
+            Err(e) => Err(e.into()),
+        }
     }
     fn bool(&self, col: &str) -> Result<bool> {
         Ok(self.try_get::<i64, _>(col)? != 0)

@@ -32,11 +32,13 @@ pub async fn reach(app: &App, p: &Principal, scopes: &[Scope]) -> Result<Reach> 
 }
 
 fn clean_search(app: &App, q: &str) -> Search {
-    let t: String = q.trim().to_lowercase().chars().filter(|c| !matches!(c, '%' | '_' | ' ')).take(50).collect();
+    let raw: String = q.trim().chars().filter(|c| !matches!(c, '%' | '_' | ' ')).take(50).collect();
+    let t = raw.to_lowercase();
     if t.is_empty() {
         return Search::default();
     }
     Search {
+        raw,
         phone_index: validate::normalize_phone(&t).map(|p| app.keys.blind_index("phone", &p)),
         text: Some(t),
     }

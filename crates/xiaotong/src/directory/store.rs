@@ -113,7 +113,10 @@ pub async fn department_of(db: &Db, tenant_id: i64, person_id: i64) -> Result<Op
 /// Search terms, prepared once.
 #[derive(Debug, Clone, Default)]
 pub struct Search {
+    /// Lower-cased, for names, pinyin, usernames and e-mail.
     pub text: Option<String>,
+    /// As typed (trimmed), for student/staff numbers, which keep their case.
+    pub raw: String,
     pub phone_index: Option<String>,
 }
 
@@ -152,7 +155,7 @@ fn filter_sql(tenant_id: i64, reach: &Reach, f: &PeopleFilter) -> Sql {
         sql.push_bind(" AND (p.name LIKE ?", contains.as_str())
             .push_bind(" OR p.name_pinyin LIKE ?", contains.as_str())
             .push_bind(" OR p.name_initials LIKE ?", prefix.as_str())
-            .push_bind(" OR p.number LIKE ?", prefix.as_str())
+            .push_bind(" OR p.number LIKE ?", format!("{}%", f.search.raw))
             .push_bind(" OR p.username = ?", t.as_str())
             .push_bind(" OR p.email = ?", t.as_str());
         if let Some(pi) = &f.search.phone_index {
@@ -183,7 +186,7 @@ pub async fn list_people(db: &Db, tenant_id: i64, reach: &Reach, f: &PeopleFilte
         let prefix = format!("{t}%");
         sql.push_bind(" ORDER BY CASE WHEN p.name = ?", t.as_str())
             .push_bind(" OR p.name_initials = ?", t.as_str())
-            .push_bind(" OR p.number = ? THEN 0", t.as_str())
+            .push_bind(" OR p.number = ? THEN 0", f.search.raw.as_str())
             .push_bind(" WHEN p.name LIKE ?", prefix.as_str())
             .push_bind(" OR p.name_pinyin LIKE ? THEN 1 ELSE 2 END, p.name_pinyin, p.id", prefix.as_str());
     } else {

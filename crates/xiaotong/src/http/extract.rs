@@ -46,12 +46,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 }
                 let msg = inner.to_string();
                 let mut field = e.path().to_string();
-                if let Some(rest) = msg.strip_prefix("unknown field `") {
+                // serde_path_to_error's path already ends at an unknown field;
+                // a missing field is named only in the message.
+                if let Some(rest) = msg.strip_prefix("missing field `") {
                     let name = rest.split('`').next().unwrap_or("");
                     field = if field == "." { name.to_string() } else { format!("{field}.{name}") };
-                } else if let Some(rest) = msg.strip_prefix("missing field `") {
-                    let name = rest.split('`').next().unwrap_or("");
-                    field = if field == "." { name.to_string() } else { format!("{field}.{name}") };
+                } else if field == "." {
+                    field = "body".into();
                 }
                 let message = msg.split(" at line ").next().unwrap_or(&msg).to_string();
                 Err(Error::Validation(vec![FieldError::new(field, message)]))

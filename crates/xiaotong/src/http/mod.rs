@@ -34,6 +34,8 @@ pub fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
 }
 
 pub fn router(app: App) -> Router {
+    // Install the metrics recorder before the first request is counted.
+    metrics_layer::handle();
     let (api, openapi) = api();
     let openapi = std::sync::Arc::new(openapi);
     let request_id = HeaderName::from_static("x-request-id");
