@@ -47,6 +47,8 @@ enum Command {
     Tenant(TenantCommand),
     /// Print a new random secret key for XIAOTONG_SECRET_KEY.
     Keygen,
+    /// Build a timetable from a FET (.fet) or ITC-2007 (.ctt) file, or score a given solution.
+    Solve(xiaotong_solver::cli::SolveArgs),
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +180,18 @@ fn redact(url: &str) -> String {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Solve(args) => {
+            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("stopping: keeping the best timetable so far");
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            let code = tokio::task::spawn_blocking(move || xiaotong_solver::cli::run(args, cancel)).await??;
+            return Ok(if code == 0 { ExitCode::SUCCESS } else { ExitCode::from(code.clamp(1, 255) as u8) });
+        }
         Command::Keygen => {
             println!("{}", Keys::generate_base64());
         }
