@@ -14,6 +14,7 @@
 //! | DingTalk custom robot | [`DingtalkRobotConfig`] | [`DingtalkRobotChannel::new`] |
 //! | DingTalk work notification | [`DingtalkWorkConfig`] | [`DingtalkWorkChannel::new`] |
 //! | Feishu custom bot | [`FeishuBotConfig`] | [`FeishuBotChannel::new`] |
+//! | Feishu app bot message | [`FeishuAppConfig`] | [`FeishuAppChannel::new`] |
 //! | generic signed webhook | [`WebhookConfig`] | [`WebhookChannel::new`] |
 //! | Web Push (VAPID, aes128gcm) | [`WebPushConfig`] | [`WebPushChannel::new`] |
 //!
@@ -70,7 +71,9 @@ pub use dingtalk::{
 };
 pub use email::{SmtpChannel, SmtpConfig, SmtpSecurity};
 pub use error::{ChannelError, Result};
-pub use feishu::{FeishuBotChannel, FeishuBotConfig};
+pub use feishu::{
+    FeishuAppChannel, FeishuAppConfig, FeishuBotChannel, FeishuBotConfig, FeishuReceiveIdType,
+};
 pub use http::HttpOptions;
 pub use model::{
     Channel, ChannelKind, Delivery, DeliveryOutcome, DeliveryReport, Idempotency, OutgoingMessage,
@@ -109,6 +112,8 @@ pub enum ChannelConfig {
     DingtalkWork(DingtalkWorkConfig),
     /// Feishu custom bot.
     FeishuBot(FeishuBotConfig),
+    /// Feishu app bot message.
+    FeishuApp(FeishuAppConfig),
     /// Generic signed webhook.
     Webhook(WebhookConfig),
     /// Web Push.
@@ -126,6 +131,7 @@ pub fn build_channel(config: ChannelConfig) -> Result<Box<dyn Channel>> {
         ChannelConfig::DingtalkRobot(c) => Box::new(DingtalkRobotChannel::new(c)?),
         ChannelConfig::DingtalkWork(c) => Box::new(DingtalkWorkChannel::new(c)?),
         ChannelConfig::FeishuBot(c) => Box::new(FeishuBotChannel::new(c)?),
+        ChannelConfig::FeishuApp(c) => Box::new(FeishuAppChannel::new(c)?),
         ChannelConfig::Webhook(c) => Box::new(WebhookChannel::new(c)?),
         ChannelConfig::WebPush(c) => Box::new(WebPushChannel::new(c)?),
     })
@@ -150,6 +156,7 @@ mod tests {
             serde_json::json!({"kind": "dingtalk_robot", "access_token": LEAK, "secret": LEAK}),
             serde_json::json!({"kind": "dingtalk_work", "app_key": "k", "app_secret": LEAK, "agent_id": 1}),
             serde_json::json!({"kind": "feishu_bot", "hook_id": LEAK, "secret": LEAK}),
+            serde_json::json!({"kind": "feishu_app", "app_id": "cli_x", "app_secret": LEAK}),
             serde_json::json!({"kind": "webhook", "url": "https://hooks.example/x", "secret": LEAK}),
             serde_json::json!({"kind": "web_push", "subject": "mailto:ops@school.example",
                 "vapid_private_key": "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"}),

@@ -23,6 +23,8 @@ pub enum ChannelKind {
     DingtalkWork,
     /// Feishu / Lark custom bot webhook.
     FeishuBot,
+    /// Feishu / Lark app bot message (`im/v1/messages`).
+    FeishuApp,
     /// Generic signed JSON webhook.
     Webhook,
     /// Web Push (RFC 8030) to a browser subscription.

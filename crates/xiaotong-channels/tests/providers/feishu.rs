@@ -94,3 +94,133 @@ async fn wrong_secret_and_wrong_hook() {
     );
     mock.assert_clean();
 }
+
+// ---- app bot message (im/v1/messages) ----
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use xiaotong_channels::{FeishuAppChannel, FeishuAppConfig, FeishuReceiveIdType, Idempotency};
+
+#[derive(Default)]
+struct App {
+    issued: u32,
+    valid: String,
+    revoke: bool,
+    /// uuid → message_id (Feishu dedupes on uuid for 1 h)
+    by_uuid: HashMap<String, String>,
+}
+
+async fn app_mock() -> (Mock, Arc<Mutex<App>>) {
+    let state: Arc<Mutex<App>> = Arc::default();
+    let s = state.clone();
+    let mock = Mock::start(move |req, p| {
+        let mut st = s.lock().expect("lock");
+        match req.path.as_str() {
+            "/open-apis/auth/v3/tenant_access_token/internal" => {
+                check_eq(p, req.method.as_str(), "POST", "token method");
+                let b = req.json();
+                if b["app_id"] != "cli_test" || b["app_secret"] != "feishu-app-secret" {
+                    return Reply::json(serde_json::json!({"code": 10014, "msg": "app secret invalid"}));
+                }
+                st.issued += 1;
+                st.valid = format!("t-{}", st.issued);
+                Reply::json(serde_json::json!({"code": 0, "msg": "ok", "tenant_access_token": st.valid, "expire": 7200}))
+            }
+            "/open-apis/im/v1/messages" => {
+                check_eq(p, req.method.as_str(), "POST", "method");
+                check_eq(p, req.q("receive_id_type").as_deref(), Some("open_id"), "receive_id_type");
+                let bearer = req.header("authorization").unwrap_or_default();
+                if bearer != format!("Bearer {}", st.valid) || st.revoke {
+                    st.revoke = false;
+                    return Reply::status_json(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        serde_json::json!({"code": 99991663, "msg": "Invalid access token for authorization."}),
+                    );
+                }
+                let b = req.json();
+                // content is a JSON *string*
+                let content: serde_json::Value = b["content"]
+                    .as_str()
+                    .and_then(|c| serde_json::from_str(c).ok())
+                    .unwrap_or_default();
+                match b["msg_type"].as_str() {
+                    Some("text") => check(p, content["text"].is_string(), "text content"),
+                    Some("post") => check(p, content["zh_cn"]["title"].is_string(), "post content"),
+                    other => p.push(format!("msg_type {other:?}")),
+                }
+                let uuid = b["uuid"].as_str().unwrap_or_default().to_owned();
+                check(p, !uuid.is_empty() && uuid.len() <= 50, "uuid 1..=50 chars");
+                let to = b["receive_id"].as_str().unwrap_or_default();
+                if to.starts_with("ou_outside") {
+                    return Reply::status_json(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        serde_json::json!({"code": 230013, "msg": "Bot has NO availability to this user."}),
+                    );
+                }
+                if to.starts_with("ou_hot") {
+                    return Reply::status_json(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        serde_json::json!({"code": 230020, "msg": "This operation triggers the frequency limit."}),
+                    );
+                }
+                let next = format!("om_{}", st.by_uuid.len() + 1);
+                let id = st.by_uuid.entry(uuid).or_insert(next).clone();
+                Reply::json(serde_json::json!({"code": 0, "msg": "success", "data": {"message_id": id}}))
+            }
+            other => {
+                p.push(format!("unexpected path {other}"));
+                Reply::json(serde_json::json!({"code": 404}))
+            }
+        }
+    })
+    .await;
+    (mock, state)
+}
+
+#[tokio::test]
+async fn app_message_dedupes_on_delivery_id_and_refreshes_token() {
+    let (mock, state) = app_mock().await;
+    let ch = FeishuAppChannel::new(FeishuAppConfig {
+        app_id: "cli_test".into(),
+        app_secret: Secret::new("feishu-app-secret"),
+        receive_id_type: FeishuReceiveIdType::OpenId,
+        base_url: mock.base.clone(),
+        token_refresh_margin_secs: 1800,
+        parallelism: 2,
+        http: Default::default(),
+    })
+    .expect("channel");
+    assert_eq!(ch.idempotency(), Idempotency::DeliveryIdKey);
+    let out = ch
+        .send(&[
+            delivery("d1", "ou_a", "x"),
+            delivery("d2", "ou_b", "y"),
+            delivery("d3", "ou_outside1", "z"),
+        ])
+        .await;
+    assert!(
+        out[0].outcome.is_sent() && out[1].outcome.is_sent(),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[2].outcome, DeliveryOutcome::UnknownRecipient { code, .. } if code == "230013")
+    );
+    // A retry of d1 (e.g. after a lost answer) carries the same uuid: same message.
+    let again = ch.send(&[delivery("d1", "ou_a", "x")]).await;
+    assert_eq!(again[0].outcome, out[0].outcome);
+    assert_eq!(state.lock().expect("lock").by_uuid.len(), 2);
+
+    state.lock().expect("lock").revoke = true;
+    let out = ch
+        .send(&[delivery("d4", "ou_a", "w"), delivery("hot", "ou_hot", "w")])
+        .await;
+    assert!(out[0].outcome.is_sent(), "{out:?}");
+    assert!(
+        matches!(&out[1].outcome, DeliveryOutcome::RetryAfter { code, .. } if code == "230020")
+    );
+    assert_eq!(
+        mock.count("/open-apis/auth/v3/tenant_access_token/internal"),
+        2
+    );
+    mock.assert_clean();
+}
