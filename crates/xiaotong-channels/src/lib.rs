@@ -64,6 +64,7 @@ mod token;
 mod webhook;
 mod webpush;
 mod wecom;
+pub mod wecom_callback;
 
 pub use aliyun::{AliyunSignatureVersion, AliyunSmsChannel, AliyunSmsConfig};
 pub use dingtalk::{
