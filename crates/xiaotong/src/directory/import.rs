@@ -449,13 +449,22 @@ pub async fn run(
             match match_of(p) {
                 Some(ex) => {
                     let mut merged = record.clone();
-                    // Columns absent from the file keep their stored values.
-                    if p.department.is_none() {
-                        merged.department_id = ex.record.department_id;
+                    // Empty cells and absent columns keep the stored values:
+                    // a partial sheet never wipes data.
+                    let e = &ex.record;
+                    merged.gender = merged.gender.or_else(|| e.gender.clone());
+                    if merged.phone_index.is_none() {
+                        merged.phone_index = e.phone_index.clone();
+                        merged.phone_enc = e.phone_enc.clone();
                     }
-                    if p.class.is_none() {
-                        merged.class_id = ex.record.class_id;
+                    merged.email = merged.email.or_else(|| e.email.clone());
+                    if merged.id_number_index.is_none() {
+                        merged.id_number_index = e.id_number_index.clone();
+                        merged.id_number_enc = e.id_number_enc.clone();
                     }
+                    merged.username = merged.username.or_else(|| e.username.clone());
+                    merged.department_id = merged.department_id.or(e.department_id);
+                    merged.class_id = merged.class_id.or(e.class_id);
                     let same_fields = same_person(&merged, &ex.record);
                     let mut new_tags = p.tags.clone();
                     if let Some(t) = new_tags.as_mut() {
