@@ -70,8 +70,14 @@ test('API tokens: create, shown once, revoke', async () => {
   assert.ok((await value.inputValue()).length >= 20, 'token is shown')
   await shot(page, 'desktop-token-created')
   await page.keyboard.press('Escape')
-  await page.getByTestId('tokens-table').getByText('e2e token').waitFor()
+  const row = page.getByTestId('tokens-table').locator('.el-table__row', { hasText: 'e2e token' }).first()
+  await row.waitFor()
   await shot(page, 'desktop-tokens')
+  await row.getByTestId('token-revoke').click()
+  await page.locator('.el-message-box .el-button--primary').click()
+  await row.getByText(/已吊销|Revoked/).first().waitFor()
+  const items = await page.evaluate(async () => (await (await fetch('/api/v1/tokens')).json()).items)
+  assert.ok(items.find((t) => t.name === 'e2e token').revoked_at, 'token is revoked')
 })
 
 test('jobs', async () => {
