@@ -390,6 +390,11 @@ fn map_smtp_error(e: &lettre::transport::smtp::Error) -> DeliveryOutcome {
             }
         }
         Some(code) => DeliveryOutcome::failed(true, code, msg),
+        // Local problems (no usable AUTH mechanism, non-ASCII address without
+        // SMTPUTF8…) will not go away by retrying.
+        None if e.is_client() => DeliveryOutcome::failed(false, "client", msg),
+        None if e.is_timeout() => DeliveryOutcome::failed(true, "timeout", msg),
+        None if e.is_tls() => DeliveryOutcome::failed(true, "tls", msg),
         None => DeliveryOutcome::failed(true, "transport", msg),
     }
 }
