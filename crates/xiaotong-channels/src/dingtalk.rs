@@ -182,12 +182,27 @@ fn default_refresh_margin() -> u64 {
     300
 }
 
+/// Per-user results of a work notification task.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DingtalkSendResult {
+    /// Users DingTalk does not know (→ unknown recipient).
+    pub invalid: Vec<String>,
+    /// Users throttled by DingTalk's per-user limits (not delivered).
+    pub forbidden: Vec<String>,
+    /// Users the send failed for.
+    pub failed: Vec<String>,
+    /// Users who read it.
+    pub read: Vec<String>,
+    /// Users who have not read it yet.
+    pub unread: Vec<String>,
+}
+
 /// DingTalk work notification adapter (`topapi/message/corpconversation/asyncsend_v2`).
 ///
 /// The API is asynchronous: `Sent` means DingTalk accepted the task (the
 /// provider message id is its `task_id`); per-user results (invalid or
 /// throttled users) are only available later from `getsendresult`, which
-/// this adapter does not poll.
+/// call [`DingtalkWorkChannel::send_result`] with the task id to fetch them.
 pub struct DingtalkWorkChannel {
     config: DingtalkWorkConfig,
     base: String,
@@ -324,6 +339,73 @@ impl DingtalkWorkChannel {
                 format!("unexpected answer: {text:.200}"),
             )),
         }
+    }
+
+    /// Per-user results of an earlier send (`getsendresult`, kept by
+    /// DingTalk for about 24 h): lets the worker turn `Sent` into
+    /// unknown-recipient / throttled per user after the fact.
+    pub async fn send_result(
+        &self,
+        task_id: &str,
+    ) -> std::result::Result<DingtalkSendResult, DeliveryOutcome> {
+        let task: i64 = task_id.parse().map_err(|_| {
+            DeliveryOutcome::failed(false, "invalid_task_id", format!("task id {task_id:?}"))
+        })?;
+        let body = serde_json::json!({"agent_id": self.config.agent_id, "task_id": task});
+        let url = format!(
+            "{}/topapi/message/corpconversation/getsendresult",
+            self.base
+        );
+        let call = |token: Secret| {
+            let req = self
+                .client
+                .post(&url)
+                .query(&[("access_token", token.expose())])
+                .json(&body);
+            async move {
+                let (status, headers, text) = http::execute(req).await?;
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(v) => Ok((v, token)),
+                    Err(_) => Err(http::status_outcome(status, &headers, &text)),
+                }
+            }
+        };
+        let token = self.token.get(|| self.fetch_token()).await?;
+        let (mut v, token) = call(token).await?;
+        let rejected = |v: &serde_json::Value| {
+            let code = v.get("errcode").and_then(|c| c.as_i64()).unwrap_or(0);
+            let sub = v.get("sub_code").and_then(|c| c.as_str()).unwrap_or("");
+            matches!(code, 40014 | 42001) || (code == 88 && matches!(sub, "40014" | "42001"))
+        };
+        if rejected(&v) {
+            self.token.invalidate(&token).await;
+            let token = self.token.get(|| self.fetch_token()).await?;
+            v = call(token).await?.0;
+        }
+        let code = v.get("errcode").and_then(|c| c.as_i64()).unwrap_or(0);
+        if code != 0 {
+            let msg = v.get("errmsg").and_then(|m| m.as_str()).unwrap_or_default();
+            return Err(map_work_errcode(code, msg));
+        }
+        // The lists sit under `send_result`; accept them at the top level too.
+        let r = v.get("send_result").unwrap_or(&v);
+        let list = |name: &str| -> Vec<String> {
+            r.get(name)
+                .and_then(|l| l.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(DingtalkSendResult {
+            invalid: list("invalid_user_id_list"),
+            forbidden: list("forbidden_user_id_list"),
+            failed: list("failed_user_id_list"),
+            read: list("read_user_id_list"),
+            unread: list("unread_user_id_list"),
+        })
     }
 
     async fn send_chunk(&self, group: &[&Delivery]) -> Vec<DeliveryOutcome> {

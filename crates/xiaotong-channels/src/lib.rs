@@ -68,7 +68,8 @@ pub mod wecom_callback;
 
 pub use aliyun::{AliyunSignatureVersion, AliyunSmsChannel, AliyunSmsConfig};
 pub use dingtalk::{
-    DingtalkRobotChannel, DingtalkRobotConfig, DingtalkWorkChannel, DingtalkWorkConfig,
+    DingtalkRobotChannel, DingtalkRobotConfig, DingtalkSendResult, DingtalkWorkChannel,
+    DingtalkWorkConfig,
 };
 pub use email::{SmtpChannel, SmtpConfig, SmtpSecurity};
 pub use error::{ChannelError, Result};

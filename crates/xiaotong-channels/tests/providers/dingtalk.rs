@@ -167,6 +167,19 @@ async fn work_mock() -> (Mock, Arc<Mutex<Work>>) {
                 }
                 Reply::json(serde_json::json!({"errcode": 0, "task_id": 256271667526_i64 + users.len() as i64, "request_id": "r"}))
             }
+            "/topapi/message/corpconversation/getsendresult" => {
+                check_eq(p, req.method.as_str(), "POST", "method");
+                if req.q("access_token").unwrap_or_default() != st.valid {
+                    return Reply::json(serde_json::json!({"errcode": 40014, "errmsg": "不合法的access_token"}));
+                }
+                let b = req.json();
+                check_eq(p, b["agent_id"].as_i64(), Some(123), "agent_id");
+                check(p, b["task_id"].is_i64(), "task_id must be a number");
+                Reply::json(serde_json::json!({"errcode": 0, "request_id": "r", "send_result": {
+                    "invalid_user_id_list": ["ghost"], "forbidden_user_id_list": ["tired"],
+                    "failed_user_id_list": [], "read_user_id_list": ["user1"], "unread_user_id_list": ["user2"],
+                    "invalid_dept_id_list": [], "forbidden_list": []}}))
+            }
             other => {
                 p.push(format!("unexpected path {other}"));
                 Reply::json(serde_json::json!({"errcode": 404}))
@@ -229,6 +242,13 @@ async fn work_notification_batches_and_refreshes_token() {
         DeliveryOutcome::UnknownRecipient { .. }
     ));
     assert_eq!(mock.count("/gettoken"), 2);
+
+    let result = ch.send_result("256271667556").await.expect("send result");
+    assert_eq!(result.invalid, ["ghost"]);
+    assert_eq!(result.forbidden, ["tired"]);
+    assert_eq!(result.read, ["user1"]);
+    assert_eq!(result.unread, ["user2"]);
+    assert!(ch.send_result("not-a-number").await.is_err());
 
     let out = ch.send(&[delivery("b", "busy", "x")]).await;
     assert!(
