@@ -333,6 +333,10 @@ struct Search<'p, 'r, 's> {
     noise: u32,
     /// Whether the soft cost breaks ties in the hard phase.
     soft_in_hard: bool,
+    /// Hard phase by simulated annealing instead of min-conflicts tabu search.
+    anneal: bool,
+    temperature: f64,
+    sa_since_improve: u64,
 }
 
 impl<'p, 'r, 's> Search<'p, 'r, 's> {
@@ -367,11 +371,14 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             res_acts,
             moves: Vec::new(),
             undo: Vec::new(),
-            noise: std::env::var("XT_NOISE")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(30),
-            soft_in_hard: std::env::var("XT_SOFT").map(|v| v == "1").unwrap_or(true),
+            // Portfolio: threads cycle through three tunings of the hard phase
+            // (min-conflicts tabu search with soft tie-breaking, simulated
+            // annealing, min-conflicts tabu search on hard violations only).
+            noise: if thread % 3 == 2 { 10 } else { 30 },
+            soft_in_hard: thread % 3 != 2,
+            anneal: thread % 3 == 1,
+            temperature: 1.0,
+            sa_since_improve: 0,
         }
     }
 
@@ -538,6 +545,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 break;
             }
             if self.opts.stop_at_feasible && self.best.hard == 0 {
+                self.shared.done.store(true, Ordering::Relaxed);
                 break;
             }
             if self.best == (Cost { hard: 0, soft: 0 }) {
@@ -546,11 +554,12 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             }
             iter += 1;
             *iterations += 1;
-            if iter % 20000 == 0 && std::env::var_os("XT_DEBUG").is_some() {
-                eprintln!("iter {iter} cur {:?} best {:?}", self.st.cost(), self.best);
-            }
             if self.st.cost().hard > 0 {
-                self.tabu_step(iter);
+                if self.anneal {
+                    self.sa_step();
+                } else {
+                    self.tabu_step(iter);
+                }
                 lahc.clear();
             } else {
                 if lahc.is_empty() {
@@ -632,6 +641,46 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         true
     }
 
+    /// Simulated annealing on the hard violations (soft cost as a small tie-breaker).
+    fn sa_step(&mut self) {
+        let p = self.p;
+        let u = if self.rng.gen_range(0..100) < 80 {
+            self.pick_violating_unit()
+        } else {
+            self.rng.gen_range(0..p.units.len())
+        };
+        let starts = &p.unit_starts[u];
+        if starts.is_empty() {
+            return;
+        }
+        let a0 = p.units[u][0];
+        let s = starts[self.rng.gen_range(0..starts.len())];
+        if self.rng.gen_range(0..100) < 30 {
+            if !self.swap_moves(a0, s) {
+                self.unit_moves(u, s);
+            }
+        } else {
+            self.unit_moves(u, s);
+        }
+        let before = self.st.cost();
+        let c = self.try_moves();
+        let dh = (c.hard - before.hard) as f64 + (c.soft - before.soft) as f64 * 1e-4;
+        let accept = dh <= 0.0 || self.rng.gen::<f64>() < (-dh / self.temperature).exp();
+        if !accept {
+            self.revert();
+        }
+        if c.hard < self.best.hard {
+            self.sa_since_improve = 0;
+        } else {
+            self.sa_since_improve += 1;
+        }
+        self.temperature = (self.temperature * 0.99995).max(0.05);
+        if self.sa_since_improve > 200_000 {
+            self.temperature = 1.0;
+            self.sa_since_improve = 0;
+        }
+    }
+
     fn pick_violating_unit(&mut self) -> usize {
         let n = self.p.acts.len();
         for _ in 0..40 {
@@ -640,7 +689,12 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 return self.p.act_unit[a];
             }
         }
-        self.rng.gen_range(0..self.p.units.len())
+        // Violations are rare: scan everything.
+        let violating: Vec<usize> = (0..n).filter(|&a| self.st.in_hard_violation(a)).collect();
+        if violating.is_empty() {
+            return self.rng.gen_range(0..self.p.units.len());
+        }
+        self.p.act_unit[violating[self.rng.gen_range(0..violating.len())]]
     }
 
     fn tabu_step(&mut self, iter: u64) {
