@@ -1,5 +1,6 @@
 // Imports a CSV with one bad row: all-or-nothing imports nothing and shows
 // the row's error; valid-rows-only imports the good rows.
+import fs from 'node:fs'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { launch, login, newPage, shot } from '../lib.mjs'
@@ -62,6 +63,12 @@ test('all or nothing: the bad row is reported and nothing is imported', async ()
   assert.ok(!rows.some((r) => r[0] === '2' || r[0] === '4'), 'only the bad row has errors')
   assert.equal(await count('count-created'), 0)
   await shot(page, 'desktop-import-rejected')
+  // The error report downloads as CSV.
+  const download = page.waitForEvent('download')
+  await page.getByTestId('import-download-errors').click()
+  const file = await (await download).path()
+  const report = fs.readFileSync(file, 'utf8')
+  assert.match(report, /^\ufeff?行,列,问题\n3,手机号,/, report)
   const found = await apiPeople('导入测试')
   assert.equal(found.total, 0, 'nothing was imported')
 })

@@ -173,6 +173,7 @@ const en = {
     message: 'Problem',
     noErrors: 'No errors',
     again: 'Import another file',
+    downloadErrors: 'Download the errors (CSV)',
   },
   roles: {
     title: 'Roles & permissions',

@@ -175,6 +175,7 @@ const zhCN: Messages = {
     message: '问题',
     noErrors: '没有错误',
     again: '导入其他文件',
+    downloadErrors: '下载错误报告（CSV）',
   },
   roles: {
     title: '角色与权限',
