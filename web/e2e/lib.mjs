@@ -21,6 +21,7 @@ export const NAV = {
   audit: 'audit.read',
   tokens: 'tokens.manage',
   jobs: 'jobs.read',
+  tenants: 'tenants.manage',
   'api-docs': null,
   profile: null,
 }

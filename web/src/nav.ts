@@ -1,5 +1,5 @@
 import type { Component } from 'vue'
-import { Document, House, Key, List, Lock, Tickets, Upload, User, UserFilled } from '@element-plus/icons-vue'
+import { Document, House, OfficeBuilding, Key, List, Lock, Tickets, Upload, User, UserFilled } from '@element-plus/icons-vue'
 
 export interface NavItem {
   name: string
@@ -18,6 +18,7 @@ export const NAV: NavItem[] = [
   { name: 'audit', path: '/audit', label: 'nav.audit', icon: Tickets, permission: 'audit.read' },
   { name: 'tokens', path: '/tokens', label: 'nav.tokens', icon: Key, permission: 'tokens.manage' },
   { name: 'jobs', path: '/jobs', label: 'nav.jobs', icon: List, permission: 'jobs.read' },
+  { name: 'tenants', path: '/tenants', label: 'nav.tenants', icon: OfficeBuilding, permission: 'tenants.manage' },
   { name: 'api-docs', path: '/api-docs', label: 'nav.apiDocs', icon: Document },
   { name: 'profile', path: '/profile', label: 'nav.profile', icon: User },
 ]

@@ -67,6 +67,12 @@ const routes: RouteRecordRaw[] = [
         component: () => import('@/views/JobsView.vue'),
         meta: { permission: 'jobs.read', title: 'nav.jobs' },
       },
+      {
+        path: 'tenants',
+        name: 'tenants',
+        component: () => import('@/views/TenantsView.vue'),
+        meta: { permission: 'tenants.manage', title: 'nav.tenants' },
+      },
       { path: 'api-docs', name: 'api-docs', component: () => import('@/views/ApiDocsView.vue'), meta: { title: 'nav.apiDocs' } },
       { path: 'profile', name: 'profile', component: () => import('@/views/ProfileView.vue'), meta: { title: 'nav.profile' } },
       { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('@/views/NotFoundView.vue') },

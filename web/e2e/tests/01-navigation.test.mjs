@@ -4,19 +4,20 @@ import assert from 'node:assert/strict'
 import { NAV, launch, login, me, navNames, newPage, shot } from '../lib.mjs'
 
 const GATED = ['people', 'import', 'roles', 'audit', 'tokens', 'jobs']
+const PLATFORM = ['tenants']
 const ALWAYS = ['home', 'api-docs', 'profile']
 
 // What each demo log-in must and must not see, beyond "navigation matches
 // the permissions the server reports".
 const ROLES = [
-  { label: 'school admin', tenant: 'school', login: 'admin', see: [...GATED], hide: [] },
+  { label: 'school admin', tenant: 'school', login: 'admin', see: [...GATED], hide: [...PLATFORM] },
   { label: 'school academic affairs', tenant: 'school', login: 'academic', see: ['people', 'import', 'roles', 'tokens'], hide: ['audit', 'jobs'] },
   { label: 'school teacher', tenant: 'school', login: 'teacher', see: ['people'], hide: ['import', 'roles', 'audit', 'tokens', 'jobs'] },
   { label: 'school parent', tenant: 'school', login: 'parent', see: [], hide: [...GATED] },
   { label: 'school student', tenant: 'school', login: 'student', see: [], hide: [...GATED] },
   { label: 'school vendor (third-party staff)', tenant: 'school', login: 'vendor', see: [], hide: ['import', 'roles', 'audit', 'tokens', 'jobs'] },
-  { label: 'training admin', tenant: 'training', login: 'admin', see: [...GATED], hide: [] },
-  { label: 'platform root', tenant: 'platform', login: 'root', see: ['people', 'roles', 'audit', 'jobs'], hide: [] },
+  { label: 'training admin', tenant: 'training', login: 'admin', see: [...GATED], hide: [...PLATFORM] },
+  { label: 'platform root', tenant: 'platform', login: 'root', see: [...GATED, ...PLATFORM], hide: [] },
 ]
 
 let browser
@@ -119,6 +120,25 @@ test('repeated failures are throttled (429) and the reason is shown', async () =
     const text = await alert.innerText()
     assert.match(text, /尝试次数过多|Too many/, text)
     await shot(page, 'desktop-login-throttled')
+  } finally {
+    await page.context().close()
+  }
+})
+
+test('platform root lists institutions and creates one', async () => {
+  const page = await newPage(browser)
+  try {
+    await login(page, 'platform', 'root')
+    await page.getByTestId('nav-tenants').click()
+    const table = page.getByTestId('tenants-table')
+    await table.getByText('school', { exact: true }).waitFor()
+    await table.getByText('training', { exact: true }).waitFor()
+    await page.getByTestId('tenant-create').click()
+    await page.getByTestId('tenant-code').fill('e2eschool')
+    await page.getByTestId('tenant-name').fill('端到端测试学校')
+    await page.getByTestId('tenant-save').click()
+    await table.getByText('端到端测试学校').waitFor()
+    await shot(page, 'desktop-tenants')
   } finally {
     await page.context().close()
   }

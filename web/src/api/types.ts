@@ -75,6 +75,12 @@ export interface SchoolClass {
   student_count: number
 }
 
+export interface Tenant {
+  id: number
+  code: string
+  name: string
+}
+
 export interface Tag {
   id: number
   name: string

@@ -51,6 +51,7 @@ const en = {
     audit: 'Audit trail',
     tokens: 'API tokens',
     jobs: 'Jobs',
+    tenants: 'Institutions',
     apiDocs: 'API docs',
     profile: 'My profile',
   },
@@ -268,6 +269,13 @@ const en = {
     createdAt: 'Created',
     retry: 'Retry',
     retried: 'Job queued again',
+  },
+  tenants: {
+    title: 'Institutions',
+    create: 'New institution',
+    code: 'Code',
+    codeHelp: 'Used to log in, e.g. school2',
+    name: 'Name',
   },
   apiDocs: { title: 'API docs' },
   profile: {

@@ -53,6 +53,7 @@ const zhCN: Messages = {
     audit: '审计日志',
     tokens: 'API 令牌',
     jobs: '后台任务',
+    tenants: '机构管理',
     apiDocs: 'API 文档',
     profile: '个人资料',
   },
@@ -270,6 +271,13 @@ const zhCN: Messages = {
     createdAt: '创建时间',
     retry: '重试',
     retried: '任务已重新排队',
+  },
+  tenants: {
+    title: '机构管理',
+    create: '新建机构',
+    code: '机构代码',
+    codeHelp: '登录时使用，例如 school2',
+    name: '名称',
   },
   apiDocs: { title: 'API 文档' },
   profile: {
