@@ -129,3 +129,45 @@ test('phone: import and person pages fit the screen', async () => {
     await page.context().close()
   }
 })
+
+test('deactivate a person; the inactive filter finds them', async () => {
+  const page = await newPage(browser)
+  try {
+    await login(page, 'school', 'admin')
+    // A person of our own, imported through the API with the page's session.
+    const state = await page.evaluate(async () => {
+      const csrf = document.cookie.split('; ').find((c) => c.startsWith('xt_csrf='))?.split('=')[1] ?? ''
+      const fd = new FormData()
+      fd.append('mode', 'all_or_nothing')
+      fd.append('file', new Blob(['类型,学号工号,姓名\n职工,E2E0200,停用测试\n'], { type: 'text/csv' }), 'one.csv')
+      let imp = await (await fetch('/api/v1/imports/people', { method: 'POST', body: fd, headers: { 'X-CSRF-Token': decodeURIComponent(csrf) } })).json()
+      for (let i = 0; i < 100 && !['succeeded', 'rejected', 'failed'].includes(imp.state); i++) {
+        await new Promise((r) => setTimeout(r, 200))
+        imp = await (await fetch(`/api/v1/imports/${imp.id}`)).json()
+      }
+      return imp.state
+    })
+    assert.equal(state, 'succeeded')
+    await page.getByTestId('nav-people').click()
+    let res = peopleResponse(page, (q) => q.get('q') === '停用测试')
+    await page.getByTestId('people-search').fill('停用测试')
+    await res
+    await page.getByTestId('person-name').filter({ hasText: /^停用测试$/ }).first().click()
+    await page.getByTestId('person-deactivate').click()
+    const post = page.waitForResponse((r) => /\/api\/v1\/people\/\d+\/deactivate$/.test(r.url()))
+    await page.locator('.el-message-box .el-button--primary').click()
+    assert.equal((await post).status(), 200)
+    await page.getByTestId('person-drawer').getByText(/已停用|Inactive/).first().waitFor()
+    await page.keyboard.press('Escape')
+    // Active people (the default) no longer include them; inactive ones do.
+    res = peopleResponse(page, (q) => q.get('active') === 'false')
+    await page.getByTestId('people-active').click()
+    await page.locator('.el-select-dropdown:visible .el-select-dropdown__item', { hasText: /^已停用$/ }).click()
+    const inactive = await (await res).json()
+    assert.ok(inactive.items.some((p) => p.name === '停用测试' && !p.active), 'found among the inactive')
+    const active = await page.evaluate(async () => (await (await fetch('/api/v1/people?q=' + encodeURIComponent('停用测试'))).json()).total)
+    assert.equal(active, 0)
+  } finally {
+    await page.context().close()
+  }
+})
