@@ -44,6 +44,15 @@ test('filter by kind and by class', async () => {
     assert.ok(cls.total > 0 && cls.total < 100, `one class has ${cls.total} people`)
     const className = cls.items[0].class?.name
     assert.ok(cls.items.every((p) => p.class?.name === className), 'all in one class')
+    // Department (a tree): the people of one department.
+    await page.getByTestId('people-class').hover()
+    await page.getByTestId('people-class').locator('.el-select__clear').click()
+    res = peopleResponse(page, (q) => q.has('department_id') && !q.has('class_id'))
+    await page.locator('.el-select[data-testid="people-department"]').click()
+    await page.locator('.el-select-dropdown:visible .el-select-dropdown__item', { hasText: /^信息工程系$/ }).first().click()
+    const dept = await (await res).json()
+    assert.ok(dept.total > 0 && dept.total < teachers.total + 3000, `department has ${dept.total} people`)
+    await shot(page, 'desktop-people-filtered')
   } finally {
     await page.context().close()
   }
