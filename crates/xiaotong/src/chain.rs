@@ -16,7 +16,11 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// the canonical content, each length-prefixed so no two inputs collide.
 pub fn entry_hash(prev_hash: &str, seq: i64, content: &str) -> String {
     let mut h = Sha256::new();
-    for part in [prev_hash.as_bytes(), seq.to_string().as_bytes(), content.as_bytes()] {
+    for part in [
+        prev_hash.as_bytes(),
+        seq.to_string().as_bytes(),
+        content.as_bytes(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -42,19 +46,30 @@ pub async fn claim_many(tx: &mut Tx, chain: &str, count: i64) -> Result<Link> {
     // The UPDATE takes the row lock first on PostgreSQL and MySQL, so two
     // writers of one chain queue here instead of forking it.
     let n = tx
-        .execute(&Sql::new("UPDATE chain_heads SET seq = seq + ? WHERE chain = ?").bind(count).bind(chain))
+        .execute(
+            &Sql::new("UPDATE chain_heads SET seq = seq + ? WHERE chain = ?")
+                .bind(count)
+                .bind(chain),
+        )
         .await?;
     if n == 0 {
         // First entry of this chain: create the head (or find that a
         // concurrent writer just did), then take the lock as usual.
         tx.execute(
-            &Sql::new(insert_ignore(tx.backend(), "chain_heads (chain, seq, head_hash) VALUES (?, 0, ?)"))
-                .bind(chain)
-                .bind(GENESIS),
+            &Sql::new(insert_ignore(
+                tx.backend(),
+                "chain_heads (chain, seq, head_hash) VALUES (?, 0, ?)",
+            ))
+            .bind(chain)
+            .bind(GENESIS),
         )
         .await?;
-        tx.execute(&Sql::new("UPDATE chain_heads SET seq = seq + ? WHERE chain = ?").bind(count).bind(chain))
-            .await?;
+        tx.execute(
+            &Sql::new("UPDATE chain_heads SET seq = seq + ? WHERE chain = ?")
+                .bind(count)
+                .bind(chain),
+        )
+        .await?;
     }
     let row = tx
         .fetch_one(&Sql::new("SELECT seq, head_hash FROM chain_heads WHERE chain = ?").bind(chain))
@@ -116,7 +131,10 @@ impl Verifier {
             return Err(Break {
                 seq: self.expected_seq,
                 reason: if e.seq > self.expected_seq {
-                    format!("entry {} is missing (next stored entry is {})", self.expected_seq, e.seq)
+                    format!(
+                        "entry {} is missing (next stored entry is {})",
+                        self.expected_seq, e.seq
+                    )
                 } else {
                     format!("entry {} appears out of order", e.seq)
                 },

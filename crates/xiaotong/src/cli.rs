@@ -10,13 +10,28 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "xiaotong", version, about = "校通 Xiaotong: message center, service hall and lesson hours for schools and training centres")]
+#[command(
+    name = "xiaotong",
+    version,
+    about = "校通 Xiaotong: message center, service hall and lesson hours for schools and training centres"
+)]
 pub struct Cli {
     /// Database: sqlite://FILE?mode=rwc, postgres://… or mysql://…
-    #[arg(long, env = "XIAOTONG_DATABASE_URL", default_value = "sqlite://data/xiaotong.db?mode=rwc", global = true)]
+    #[arg(
+        long,
+        env = "XIAOTONG_DATABASE_URL",
+        default_value = "sqlite://data/xiaotong.db?mode=rwc",
+        global = true
+    )]
     database_url: String,
     /// Log format.
-    #[arg(long, env = "XIAOTONG_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "XIAOTONG_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -129,7 +144,9 @@ enum TenantCommand {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("XIAOTONG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -146,7 +163,10 @@ fn keys_from(secret: Option<&str>) -> anyhow::Result<Keys> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -162,13 +182,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn open(database_url: &str, keys: Keys, f: impl FnOnce(&mut Settings)) -> anyhow::Result<App> {
+async fn open(
+    database_url: &str,
+    keys: Keys,
+    f: impl FnOnce(&mut Settings),
+) -> anyhow::Result<App> {
     let mut settings = Settings {
         database_url: database_url.to_string(),
         ..Settings::default()
     };
     f(&mut settings);
-    App::open(settings, keys).await.with_context(|| format!("cannot open the database {}", redact(database_url)))
+    App::open(settings, keys)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(database_url)))
 }
 
 fn redact(url: &str) -> String {
@@ -189,8 +215,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     flag.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
             });
-            let code = tokio::task::spawn_blocking(move || xiaotong_solver::cli::run(args, cancel)).await??;
-            return Ok(if code == 0 { ExitCode::SUCCESS } else { ExitCode::from(code.clamp(1, 255) as u8) });
+            let code = tokio::task::spawn_blocking(move || xiaotong_solver::cli::run(args, cancel))
+                .await??;
+            return Ok(if code == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(code.clamp(1, 255) as u8)
+            });
         }
         Command::Keygen => {
             println!("{}", Keys::generate_base64());
@@ -198,11 +229,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let app = open(&cli.database_url, Keys::from_bytes(&[0; 32]), |_| {}).await?;
             let applied = crate::db::migrate(&app.db).await?;
-            println!("applied {} migration(s); database is up to date", applied.len());
+            println!(
+                "applied {} migration(s); database is up to date",
+                applied.len()
+            );
         }
         Command::Serve(a) => {
             let keys = keys_from(a.secret_key.as_deref())?;
-            let tz = a.timezone.parse().map_err(|e| anyhow!("invalid XIAOTONG_TIMEZONE {:?}: {e}", a.timezone))?;
+            let tz = a
+                .timezone
+                .parse()
+                .map_err(|e| anyhow!("invalid XIAOTONG_TIMEZONE {:?}: {e}", a.timezone))?;
             let app = open(&cli.database_url, keys, |s| {
                 s.listen = a.listen.clone();
                 s.timezone = tz;
@@ -221,20 +258,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => {
             crate::demo::run(&a.listen, &a.data_dir).await?;
         }
-        Command::Import(ImportCommand::People { file, tenant, valid_rows_only, secret_key }) => {
+        Command::Import(ImportCommand::People {
+            file,
+            tenant,
+            valid_rows_only,
+            secret_key,
+        }) => {
             let keys = keys_from(secret_key.as_deref())?;
             let app = open(&cli.database_url, keys, |_| {}).await?;
             crate::db::migrate(&app.db).await?;
             let t = crate::auth::store::tenant_by_code(&app.db, &tenant)
                 .await?
                 .ok_or_else(|| anyhow!("no tenant with code {tenant:?}"))?;
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             let table = import::parse_file(&name, &bytes)?;
-            let mode = if valid_rows_only { ImportMode::ValidRowsOnly } else { ImportMode::AllOrNothing };
+            let mode = if valid_rows_only {
+                ImportMode::ValidRowsOnly
+            } else {
+                ImportMode::AllOrNothing
+            };
             let actor = Actor::system(t.id, "cli import");
             let progress = |done: usize, total: usize| {
-                if total > 0 && (done == total || done % 2000 == 0) {
+                if total > 0 && (done == total || done.is_multiple_of(2000)) {
                     eprintln!("imported {done}/{total} rows");
                 }
             };
@@ -262,7 +312,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let tenants = crate::directory::store::tenants(&app.db).await?;
             let mut broken = false;
             let mut matched = false;
-            for t in tenants.iter().filter(|t| tenant.as_ref().is_none_or(|c| *c == t.code)) {
+            for t in tenants
+                .iter()
+                .filter(|t| tenant.as_ref().is_none_or(|c| *c == t.code))
+            {
                 matched = true;
                 let r = crate::audit::verify(&app.db, t.id).await?;
                 if r.ok {
@@ -290,12 +343,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}\t{}\t{}", t.id, t.code, t.name);
             }
         }
-        Command::Tenant(TenantCommand::Create { code, name, admin_username, admin_password, secret_key }) => {
+        Command::Tenant(TenantCommand::Create {
+            code,
+            name,
+            admin_username,
+            admin_password,
+            secret_key,
+        }) => {
             let keys = keys_from(secret_key.as_deref())?;
             let app = open(&cli.database_url, keys, |_| {}).await?;
             crate::db::migrate(&app.db).await?;
             let t = crate::directory::service::create_tenant(&app, &code, &name).await?;
-            let admin = crate::demo::create_account(&app, t.id, "staff", "管理员", &admin_username, &admin_password, &["institution_admin"], true).await?;
+            let admin = crate::demo::create_account(
+                &app,
+                t.id,
+                "staff",
+                "管理员",
+                &admin_username,
+                &admin_password,
+                &["institution_admin"],
+                true,
+            )
+            .await?;
             println!("created tenant {} (id {}) with admin {admin_username} (id {admin}); the password must be changed at first log-in", t.code, t.id);
         }
     }

@@ -22,12 +22,15 @@ pub struct Keys {
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("Keys")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
 fn derive(secret: &[u8], label: &str) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts any key length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts any key length");
     mac.update(label.as_bytes());
     mac.finalize().into_bytes().into()
 }
@@ -35,9 +38,9 @@ fn derive(secret: &[u8], label: &str) -> [u8; 32] {
 impl Keys {
     /// Parse a base64 secret of 32 bytes.
     pub fn from_base64(secret: &str) -> Result<Keys> {
-        let raw = B64
-            .decode(secret.trim())
-            .map_err(|e| Error::BadRequest(format!("XIAOTONG_SECRET_KEY is not valid base64: {e}")))?;
+        let raw = B64.decode(secret.trim()).map_err(|e| {
+            Error::BadRequest(format!("XIAOTONG_SECRET_KEY is not valid base64: {e}"))
+        })?;
         if raw.len() != 32 {
             return Err(Error::BadRequest(format!(
                 "XIAOTONG_SECRET_KEY must decode to 32 bytes, got {}",
@@ -104,7 +107,8 @@ impl Keys {
             .cipher
             .decrypt(Nonce::from_slice(&raw[..12]), &raw[12..])
             .map_err(|_| Error::Other(anyhow::anyhow!("encrypted field failed authentication")))?;
-        String::from_utf8(pt).map_err(|e| Error::Other(anyhow::anyhow!("corrupt encrypted field: {e}")))
+        String::from_utf8(pt)
+            .map_err(|e| Error::Other(anyhow::anyhow!("corrupt encrypted field: {e}")))
     }
 
     /// Deterministic keyed digest of a normalized value, for equality search.

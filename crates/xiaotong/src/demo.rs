@@ -18,12 +18,16 @@ use std::time::Instant;
 pub const DEMO_PASSWORD: &str = "Demo@2026";
 
 const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗", "高", "郑", "梁", "谢", "宋", "唐",
-    "许", "韩", "冯", "邓", "曹", "彭", "曾", "肖", "田", "董", "潘", "袁", "蔡", "蒋", "余", "于", "杜", "叶", "程", "魏", "苏", "吕", "丁", "任", "卢",
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "林", "罗", "高", "郑", "梁", "谢", "宋", "唐", "许", "韩", "冯", "邓", "曹", "彭", "曾",
+    "肖", "田", "董", "潘", "袁", "蔡", "蒋", "余", "于", "杜", "叶", "程", "魏", "苏", "吕", "丁",
+    "任", "卢",
 ];
 const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀", "霞", "平", "刚", "桂", "文", "辉", "鑫",
-    "宇", "浩", "欣", "怡", "佳", "俊", "博", "晨", "雨", "婷", "子", "轩", "涵", "梓", "睿", "思", "嘉", "一", "诺", "泽", "昊", "然", "琪", "悦", "航",
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明",
+    "超", "秀", "霞", "平", "刚", "桂", "文", "辉", "鑫", "宇", "浩", "欣", "怡", "佳", "俊", "博",
+    "晨", "雨", "婷", "子", "轩", "涵", "梓", "睿", "思", "嘉", "一", "诺", "泽", "昊", "然", "琪",
+    "悦", "航",
 ];
 
 fn name(rng: &mut ChaCha8Rng) -> String {
@@ -35,11 +39,24 @@ fn name(rng: &mut ChaCha8Rng) -> String {
 }
 
 fn phone(rng: &mut ChaCha8Rng) -> String {
-    let prefixes = ["138", "139", "150", "151", "186", "187", "177", "133", "199"];
-    format!("{}{:08}", prefixes.choose(rng).copied().unwrap_or("138"), rng.gen_range(0..100_000_000))
+    let prefixes = [
+        "138", "139", "150", "151", "186", "187", "177", "133", "199",
+    ];
+    format!(
+        "{}{:08}",
+        prefixes.choose(rng).copied().unwrap_or("138"),
+        rng.gen_range(0..100_000_000)
+    )
 }
 
-fn record(app: &App, kind: &str, name: &str, number: Option<String>, phone: Option<&str>, rng: &mut ChaCha8Rng) -> PersonRecord {
+fn record(
+    app: &App,
+    kind: &str,
+    name: &str,
+    number: Option<String>,
+    phone: Option<&str>,
+    rng: &mut ChaCha8Rng,
+) -> PersonRecord {
     PersonRecord {
         kind: kind.into(),
         number,
@@ -52,7 +69,15 @@ fn record(app: &App, kind: &str, name: &str, number: Option<String>, phone: Opti
 }
 
 /// Create a person with a log-in.
-pub async fn create_login(app: &App, tenant_id: i64, mut rec: PersonRecord, username: &str, password: &str, roles: &[&str], must_change: bool) -> crate::error::Result<i64> {
+pub async fn create_login(
+    app: &App,
+    tenant_id: i64,
+    mut rec: PersonRecord,
+    username: &str,
+    password: &str,
+    roles: &[&str],
+    must_change: bool,
+) -> crate::error::Result<i64> {
     rec.username = Some(username.to_lowercase());
     let hash = auth::password::hash(password.to_string()).await?;
     let mut tx = app.db.begin().await?;
@@ -64,7 +89,8 @@ pub async fn create_login(app: &App, tenant_id: i64, mut rec: PersonRecord, user
     audit::append(
         &mut tx,
         &Actor::system(tenant_id, "setup"),
-        &[Change::new("create", "person", id).after(serde_json::json!({"kind": rec.kind, "name": rec.name, "username": username}))],
+        &[Change::new("create", "person", id)
+            .after(serde_json::json!({"kind": rec.kind, "name": rec.name, "username": username}))],
     )
     .await?;
     tx.commit().await?;
@@ -72,7 +98,16 @@ pub async fn create_login(app: &App, tenant_id: i64, mut rec: PersonRecord, user
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn create_account(app: &App, tenant_id: i64, kind: &str, name: &str, username: &str, password: &str, roles: &[&str], must_change: bool) -> crate::error::Result<i64> {
+pub async fn create_account(
+    app: &App,
+    tenant_id: i64,
+    kind: &str,
+    name: &str,
+    username: &str,
+    password: &str,
+    roles: &[&str],
+    must_change: bool,
+) -> crate::error::Result<i64> {
     auth::password::check_policy(password)?;
     let rec = PersonRecord {
         kind: kind.into(),
@@ -82,21 +117,43 @@ pub async fn create_account(app: &App, tenant_id: i64, kind: &str, name: &str, u
     create_login(app, tenant_id, rec, username, password, roles, must_change).await
 }
 
-async fn set_column(app: &App, tenant_id: i64, id: i64, col: &str, value: i64) -> crate::error::Result<()> {
+async fn set_column(
+    app: &App,
+    tenant_id: i64,
+    id: i64,
+    col: &str,
+    value: i64,
+) -> crate::error::Result<()> {
     app.db
-        .execute(&Sql::new(format!("UPDATE people SET {col} = ? WHERE tenant_id = ? AND id = ?")).bind(value).bind(tenant_id).bind(id))
+        .execute(
+            &Sql::new(format!(
+                "UPDATE people SET {col} = ? WHERE tenant_id = ? AND id = ?"
+            ))
+            .bind(value)
+            .bind(tenant_id)
+            .bind(id),
+        )
         .await?;
     Ok(())
 }
 
-async fn add_class_teacher(app: &App, tenant_id: i64, class_id: i64, person_id: i64, role: &str) -> crate::error::Result<()> {
+async fn add_class_teacher(
+    app: &App,
+    tenant_id: i64,
+    class_id: i64,
+    person_id: i64,
+    role: &str,
+) -> crate::error::Result<()> {
     app.db
         .execute(
-            &Sql::new(crate::db::insert_ignore(app.db.backend(), "class_teachers (tenant_id, class_id, person_id, role) VALUES (?, ?, ?, ?)"))
-                .bind(tenant_id)
-                .bind(class_id)
-                .bind(person_id)
-                .bind(role),
+            &Sql::new(crate::db::insert_ignore(
+                app.db.backend(),
+                "class_teachers (tenant_id, class_id, person_id, role) VALUES (?, ?, ?, ?)",
+            ))
+            .bind(tenant_id)
+            .bind(class_id)
+            .bind(person_id)
+            .bind(role),
         )
         .await?;
     Ok(())
@@ -143,8 +200,13 @@ async fn populate(
     let mut campus_ids = vec![];
     for c in campus_names {
         campus_ids.push(
-            tx.insert_id(&Sql::new("INSERT INTO campuses (tenant_id, name, created_at) VALUES (?, ?, ?)").bind(tenant_id).bind(*c).bind(crate::db::now_ms()))
-                .await?,
+            tx.insert_id(
+                &Sql::new("INSERT INTO campuses (tenant_id, name, created_at) VALUES (?, ?, ?)")
+                    .bind(tenant_id)
+                    .bind(*c)
+                    .bind(crate::db::now_ms()),
+            )
+            .await?,
         );
     }
     let mut class_list: Vec<(i64, i64)> = vec![]; // (class id, department id)
@@ -153,16 +215,24 @@ async fn populate(
         let dept_id = store::ensure_department_path(&mut tx, tenant_id, dept).await?;
         teaching_dept_ids.push(dept_id);
         for major in majors.iter() {
-            let _ = store::ensure_department_path(&mut tx, tenant_id, &format!("{dept}/{major}教研室")).await?;
+            let _ =
+                store::ensure_department_path(&mut tx, tenant_id, &format!("{dept}/{major}教研室"))
+                    .await?;
             for k in 0..classes_per_major {
                 let class_name = if number_prefix.starts_with('T') {
                     format!("{major}{}班", k + 1)
                 } else {
                     format!("{}级{major}{}班", 2024 + (k % 3), k / 3 + 1)
                 };
-                let cid = store::ensure_class(&mut tx, tenant_id, &class_name, Some(dept_id)).await?;
+                let cid =
+                    store::ensure_class(&mut tx, tenant_id, &class_name, Some(dept_id)).await?;
                 if let Some(c) = campus_ids.get(di % campus_ids.len().max(1)) {
-                    tx.execute(&Sql::new("UPDATE classes SET campus_id = ? WHERE id = ?").bind(*c).bind(cid)).await?;
+                    tx.execute(
+                        &Sql::new("UPDATE classes SET campus_id = ? WHERE id = ?")
+                            .bind(*c)
+                            .bind(cid),
+                    )
+                    .await?;
                 }
                 class_list.push((cid, dept_id));
             }
@@ -182,7 +252,14 @@ async fn populate(
             n += 1;
             let nm = name(rng);
             let ph = phone(rng);
-            let mut r = record(app, "student", &nm, Some(format!("{number_prefix}{n:05}")), Some(&ph), rng);
+            let mut r = record(
+                app,
+                "student",
+                &nm,
+                Some(format!("{number_prefix}{n:05}")),
+                Some(&ph),
+                rng,
+            );
             r.class_id = Some(*cid);
             r.department_id = Some(*dept);
             students.push(r);
@@ -192,14 +269,30 @@ async fn populate(
     for i in 0..teachers {
         let nm = name(rng);
         let ph = phone(rng);
-        let mut r = record(app, "teacher", &nm, Some(format!("{number_prefix}T{:04}", i + 1)), Some(&ph), rng);
-        r.department_id = teaching_dept_ids.get(i % teaching_dept_ids.len().max(1)).copied();
+        let mut r = record(
+            app,
+            "teacher",
+            &nm,
+            Some(format!("{number_prefix}T{:04}", i + 1)),
+            Some(&ph),
+            rng,
+        );
+        r.department_id = teaching_dept_ids
+            .get(i % teaching_dept_ids.len().max(1))
+            .copied();
         staff.push(r);
     }
     for i in 0..admin_staff {
         let nm = name(rng);
         let ph = phone(rng);
-        let mut r = record(app, "staff", &nm, Some(format!("{number_prefix}S{:04}", i + 1)), Some(&ph), rng);
+        let mut r = record(
+            app,
+            "staff",
+            &nm,
+            Some(format!("{number_prefix}S{:04}", i + 1)),
+            Some(&ph),
+            rng,
+        );
         r.department_id = admin_dept_ids.get(i % admin_dept_ids.len().max(1)).copied();
         staff.push(r);
     }
@@ -211,7 +304,12 @@ async fn populate(
     // Parents: one or two per student, linked.
     let rows = app
         .db
-        .fetch_all(&Sql::new("SELECT id, name FROM people WHERE tenant_id = ? AND kind = 'student' ORDER BY id").bind(tenant_id))
+        .fetch_all(
+            &Sql::new(
+                "SELECT id, name FROM people WHERE tenant_id = ? AND kind = 'student' ORDER BY id",
+            )
+            .bind(tenant_id),
+        )
         .await?;
     let mut parents = vec![];
     let mut links = vec![];
@@ -219,10 +317,23 @@ async fn populate(
         let student_name = r.str("name")?;
         let surname: String = student_name.chars().take(1).collect();
         for k in 0..(1 + rng.gen_range(0..2)) {
-            let given: String = (0..rng.gen_range(1..=2)).map(|_| GIVEN.choose(rng).copied().unwrap_or("明")).collect();
-            let nm = if k == 0 { format!("{surname}{given}") } else { name(rng) };
+            let given: String = (0..rng.gen_range(1..=2))
+                .map(|_| GIVEN.choose(rng).copied().unwrap_or("明"))
+                .collect();
+            let nm = if k == 0 {
+                format!("{surname}{given}")
+            } else {
+                name(rng)
+            };
             let ph = phone(rng);
-            parents.push(record(app, "parent", &nm, Some(format!("{number_prefix}P{:05}{k}", i + 1)), Some(&ph), rng));
+            parents.push(record(
+                app,
+                "parent",
+                &nm,
+                Some(format!("{number_prefix}P{:05}{k}", i + 1)),
+                Some(&ph),
+                rng,
+            ));
             links.push((format!("{number_prefix}P{:05}{k}", i + 1), r.i64("id")?));
         }
     }
@@ -231,7 +342,9 @@ async fn populate(
     let numbers: Vec<String> = links.iter().map(|(n, _)| n.clone()).collect();
     let ids = store::ids_by_number(&mut tx, tenant_id, &numbers).await?;
     for chunk in links.chunks(500) {
-        let mut sql = Sql::new("INSERT INTO guardianships (tenant_id, parent_id, student_id, relation) VALUES ");
+        let mut sql = Sql::new(
+            "INSERT INTO guardianships (tenant_id, parent_id, student_id, relation) VALUES ",
+        );
         for (i, (num, sid)) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -243,7 +356,12 @@ async fn populate(
         tx.execute(&sql).await?;
     }
     tx.commit().await?;
-    for (kind, role) in [("student", "student"), ("parent", "parent"), ("teacher", "teacher"), ("staff", "department_staff")] {
+    for (kind, role) in [
+        ("student", "student"),
+        ("parent", "parent"),
+        ("teacher", "teacher"),
+        ("staff", "department_staff"),
+    ] {
         grant_all(app, tenant_id, kind, role).await?;
     }
     // Head teachers: teachers of the class's department, in turn.
@@ -253,7 +371,10 @@ async fn populate(
         .await?;
     let mut by_dept: std::collections::HashMap<i64, Vec<i64>> = Default::default();
     for r in &teacher_rows {
-        by_dept.entry(r.opt_i64("department_id")?.unwrap_or_default()).or_default().push(r.i64("id")?);
+        by_dept
+            .entry(r.opt_i64("department_id")?.unwrap_or_default())
+            .or_default()
+            .push(r.i64("id")?);
     }
     for (i, (cid, dept)) in class_list.iter().enumerate() {
         if let Some(ts) = by_dept.get(dept).filter(|v| !v.is_empty()) {
@@ -278,7 +399,17 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
     let mut out = String::new();
 
     let platform = create_tenant(app, "platform", "校通平台 Xiaotong platform").await?;
-    let root = create_account(app, platform.id, "staff", "平台管理员", "root", DEMO_PASSWORD, &["institution_admin"], false).await?;
+    let root = create_account(
+        app,
+        platform.id,
+        "staff",
+        "平台管理员",
+        "root",
+        DEMO_PASSWORD,
+        &["institution_admin"],
+        false,
+    )
+    .await?;
     set_column(app, platform.id, root, "platform_admin", 1).await?;
 
     // The vocational school.
@@ -317,39 +448,111 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
     let ph = "13800138000";
     zhang.phone_enc = Some(app.keys.encrypt(ph));
     zhang.phone_index = Some(app.keys.blind_index("phone", ph));
-    zhang.department_id = store::departments(&app.db, school.id).await?.first().map(|d| d.id);
-    let student = create_login(app, school.id, zhang, "student", DEMO_PASSWORD, &["student"], false).await?;
+    zhang.department_id = store::departments(&app.db, school.id)
+        .await?
+        .first()
+        .map(|d| d.id);
+    let student = create_login(
+        app,
+        school.id,
+        zhang,
+        "student",
+        DEMO_PASSWORD,
+        &["student"],
+        false,
+    )
+    .await?;
     let parent_rec = PersonRecord {
         kind: "parent".into(),
         name: "张建国".into(),
         ..PersonRecord::default()
     };
-    let parent = create_login(app, school.id, parent_rec, "parent", DEMO_PASSWORD, &["parent"], false).await?;
+    let parent = create_login(
+        app,
+        school.id,
+        parent_rec,
+        "parent",
+        DEMO_PASSWORD,
+        &["parent"],
+        false,
+    )
+    .await?;
     let mut tx = app.db.begin().await?;
     store::link_guardian(&mut tx, school.id, parent, student).await?;
     tx.commit().await?;
-    let admin = create_account(app, school.id, "staff", "周校长", "admin", DEMO_PASSWORD, &["institution_admin", "principal"], false).await?;
-    let academic = create_account(app, school.id, "staff", "吴教务", "academic", DEMO_PASSWORD, &["academic_affairs"], false).await?;
+    let admin = create_account(
+        app,
+        school.id,
+        "staff",
+        "周校长",
+        "admin",
+        DEMO_PASSWORD,
+        &["institution_admin", "principal"],
+        false,
+    )
+    .await?;
+    let academic = create_account(
+        app,
+        school.id,
+        "staff",
+        "吴教务",
+        "academic",
+        DEMO_PASSWORD,
+        &["academic_affairs"],
+        false,
+    )
+    .await?;
     let staff_rec = PersonRecord {
         kind: "staff".into(),
         name: "郑干事".into(),
         department_id: admin_depts.get(1).copied(),
         ..PersonRecord::default()
     };
-    create_login(app, school.id, staff_rec, "staff", DEMO_PASSWORD, &["department_staff"], false).await?;
+    create_login(
+        app,
+        school.id,
+        staff_rec,
+        "staff",
+        DEMO_PASSWORD,
+        &["department_staff"],
+        false,
+    )
+    .await?;
     let teacher_rec = PersonRecord {
         kind: "teacher".into(),
         name: "林老师".into(),
-        department_id: store::departments(&app.db, school.id).await?.first().map(|d| d.id),
+        department_id: store::departments(&app.db, school.id)
+            .await?
+            .first()
+            .map(|d| d.id),
         ..PersonRecord::default()
     };
-    let teacher = create_login(app, school.id, teacher_rec, "teacher", DEMO_PASSWORD, &["teacher"], false).await?;
+    let teacher = create_login(
+        app,
+        school.id,
+        teacher_rec,
+        "teacher",
+        DEMO_PASSWORD,
+        &["teacher"],
+        false,
+    )
+    .await?;
     for (cid, role) in [(first_class, "head"), (second_class, "subject")] {
         if let Some(cid) = cid {
             add_class_teacher(app, school.id, cid, teacher, role).await?;
         }
     }
-    create_account(app, school.id, "third_party", "食堂承包商", "vendor", DEMO_PASSWORD, &["third_party"], false).await?;
+    create_account(
+        app,
+        school.id,
+        "third_party",
+        "食堂承包商",
+        "vendor",
+        DEMO_PASSWORD,
+        &["third_party"],
+        false,
+    )
+    .await?;
     let _ = (admin, academic);
     out.push_str(&format!(
         "  {} (tenant school): {} students in {} classes, {} staff and teachers, {} parents\n",
@@ -367,7 +570,11 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
         &mut rng,
         training.id,
         "T",
-        &[("音乐部", &["钢琴", "小提琴"]), ("美术部", &["素描", "国画"]), ("科技部", &["少儿编程"])],
+        &[
+            ("音乐部", &["钢琴", "小提琴"]),
+            ("美术部", &["素描", "国画"]),
+            ("科技部", &["少儿编程"]),
+        ],
         &["前台", "财务"],
         3,
         20,
@@ -376,8 +583,28 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
         &["天河校区", "海珠校区"],
     )
     .await?;
-    create_account(app, training.id, "staff", "陈主任", "admin", DEMO_PASSWORD, &["institution_admin"], false).await?;
-    let t_teacher = create_account(app, training.id, "teacher", "黄老师", "teacher", DEMO_PASSWORD, &["teacher"], false).await?;
+    create_account(
+        app,
+        training.id,
+        "staff",
+        "陈主任",
+        "admin",
+        DEMO_PASSWORD,
+        &["institution_admin"],
+        false,
+    )
+    .await?;
+    let t_teacher = create_account(
+        app,
+        training.id,
+        "teacher",
+        "黄老师",
+        "teacher",
+        DEMO_PASSWORD,
+        &["teacher"],
+        false,
+    )
+    .await?;
     if let Some(cid) = tclasses.first() {
         add_class_teacher(app, training.id, *cid, t_teacher, "head").await?;
     }
@@ -388,8 +615,27 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
         class_id: tclasses.first().copied(),
         ..PersonRecord::default()
     };
-    let ts = create_login(app, training.id, t_student, "student", DEMO_PASSWORD, &["student"], false).await?;
-    let tp = create_account(app, training.id, "parent", "李爸爸", "parent", DEMO_PASSWORD, &["parent"], false).await?;
+    let ts = create_login(
+        app,
+        training.id,
+        t_student,
+        "student",
+        DEMO_PASSWORD,
+        &["student"],
+        false,
+    )
+    .await?;
+    let tp = create_account(
+        app,
+        training.id,
+        "parent",
+        "李爸爸",
+        "parent",
+        DEMO_PASSWORD,
+        &["parent"],
+        false,
+    )
+    .await?;
     let mut tx = app.db.begin().await?;
     store::link_guardian(&mut tx, training.id, tp, ts).await?;
     tx.commit().await?;
@@ -407,7 +653,11 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
 pub fn logins_table() -> String {
     let rows = [
         ("platform", "root", "平台管理员 platform admin"),
-        ("school", "admin", "机构管理员/校长 institution admin, principal"),
+        (
+            "school",
+            "admin",
+            "机构管理员/校长 institution admin, principal",
+        ),
         ("school", "academic", "教务 academic affairs"),
         ("school", "staff", "部门职员 department staff (学生处)"),
         ("school", "teacher", "教师 teacher (head of a class)"),
@@ -419,7 +669,10 @@ pub fn logins_table() -> String {
         ("training", "parent", "家长 parent"),
         ("training", "student", "学生 student"),
     ];
-    let mut s = format!("  {:<10} {:<10} {:<10} role\n", "tenant", "login", "password");
+    let mut s = format!(
+        "  {:<10} {:<10} {:<10} role\n",
+        "tenant", "login", "password"
+    );
     for (t, l, r) in rows {
         s.push_str(&format!("  {t:<10} {l:<10} {DEMO_PASSWORD:<10} {r}\n"));
     }
@@ -428,7 +681,8 @@ pub fn logins_table() -> String {
 
 pub async fn run(listen: &str, data_dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     for f in ["demo.db", "demo.db-wal", "demo.db-shm"] {
         let p = data_dir.join(f);
         if p.exists() {
@@ -443,9 +697,15 @@ pub async fn run(listen: &str, data_dir: &Path) -> anyhow::Result<()> {
     let app = App::open(settings, Keys::from_base64(&Keys::generate_base64())?).await?;
     crate::db::migrate(&app.db).await?;
     let summary = seed(&app).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let running = crate::server::start(app, listener, true).await?;
-    println!("校通 Xiaotong demo is ready in {:.1} s at http://{}/", started.elapsed().as_secs_f64(), running.addr);
+    println!(
+        "校通 Xiaotong demo is ready in {:.1} s at http://{}/",
+        started.elapsed().as_secs_f64(),
+        running.addr
+    );
     print!("{summary}");
     println!("Log in with:\n{}", logins_table());
     println!("Press Ctrl-C to stop.");

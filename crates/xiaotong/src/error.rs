@@ -91,7 +91,8 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
             matches!(d.kind(), sqlx::error::ErrorKind::UniqueViolation)
-                || d.code().is_some_and(|c| c == "23505" || c == "1062" || c == "2067" || c == "1555")
+                || d.code()
+                    .is_some_and(|c| c == "23505" || c == "1062" || c == "2067" || c == "1555")
         }
         _ => false,
     }
@@ -113,7 +114,9 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let detail = match &self {
-            Error::Db(e) if is_unique_violation(e) => "a record with the same unique value already exists".to_string(),
+            Error::Db(e) if is_unique_violation(e) => {
+                "a record with the same unique value already exists".to_string()
+            }
             Error::Db(e) => {
                 tracing::error!(error = %e, "database error");
                 "internal database error".to_string()

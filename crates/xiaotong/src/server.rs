@@ -13,7 +13,9 @@ pub fn registry(app: &App) -> Registry {
     let mut reg = Registry::default();
     jobs::register_builtin(&mut reg, app.db.clone());
     let a = app.clone();
-    reg.register(crate::directory::import::JOB_KIND, move |job| crate::directory::import::process_job(a.clone(), job));
+    reg.register(crate::directory::import::JOB_KIND, move |job| {
+        crate::directory::import::process_job(a.clone(), job)
+    });
     let a = app.clone();
     reg.register("auth.prune_sessions", move |_job| {
         let a = a.clone();
@@ -63,7 +65,9 @@ impl Running {
 /// Migrate, then serve HTTP and run jobs until `shutdown` is cancelled.
 pub async fn start(app: App, listener: TcpListener, run_jobs: bool) -> Result<Running> {
     crate::db::migrate(&app.db).await?;
-    let addr = listener.local_addr().map_err(|e| crate::error::Error::Other(e.into()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| crate::error::Error::Other(e.into()))?;
     let shutdown = CancellationToken::new();
     let router = crate::http::router(app.clone());
     let http_stop = shutdown.clone();
@@ -75,13 +79,25 @@ pub async fn start(app: App, listener: TcpListener, run_jobs: bool) -> Result<Ru
             concurrency: app.settings.job_concurrency,
             ..RunnerConfig::default()
         };
-        workers.push(tokio::spawn(jobs::service::run(app.db.clone(), registry(&app), cfg, jobs_stop.clone())));
-        workers.push(tokio::spawn(cron::run(app.db.clone(), app.settings.timezone, jobs_stop.clone())));
+        workers.push(tokio::spawn(jobs::service::run(
+            app.db.clone(),
+            registry(&app),
+            cfg,
+            jobs_stop.clone(),
+        )));
+        workers.push(tokio::spawn(cron::run(
+            app.db.clone(),
+            app.settings.timezone,
+            jobs_stop.clone(),
+        )));
     }
     let handle = tokio::spawn(async move {
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { http_stop.cancelled().await })
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server failed");
         }
@@ -91,7 +107,11 @@ pub async fn start(app: App, listener: TcpListener, run_jobs: bool) -> Result<Ru
         }
         app.db.close().await;
     });
-    Ok(Running { addr, shutdown, handle })
+    Ok(Running {
+        addr,
+        shutdown,
+        handle,
+    })
 }
 
 /// Cancel on Ctrl-C or SIGTERM.
@@ -100,14 +120,15 @@ pub fn cancel_on_signal(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    ctrl_c.await.ok();
-                    token.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        ctrl_c.await.ok();
+                        token.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}

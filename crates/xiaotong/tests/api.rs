@@ -11,14 +11,22 @@ async fn auth_flow(url: String) {
     let s = TestServer::start(&url, true).await;
 
     // Wrong password: 401 problem, no cookie.
-    let err = s.login_with("school", "admin", "nope").await.err().expect("must fail");
+    let err = s
+        .login_with("school", "admin", "nope")
+        .await
+        .err()
+        .expect("must fail");
     let p = problem(err, 401).await;
     assert!(p["detail"].as_str().unwrap().contains("password"));
 
     // Log-in by username, phone and student number all work.
     let admin = s.login("school", "admin").await;
     assert_eq!(admin.me["tenant"]["code"], "school");
-    assert!(admin.me["permissions"].as_array().unwrap().iter().any(|p| p == "audit.read"));
+    assert!(admin.me["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "audit.read"));
     let by_phone = s.login("school", "13800138000").await;
     assert_eq!(by_phone.me["name"], "张三");
     let by_number = s.login("school", "2024010001").await;
@@ -46,27 +54,51 @@ async fn auth_flow(url: String) {
     // Log out everywhere ends the other sessions too.
     let a1 = s.login("school", "academic").await;
     let a2 = s.login("school", "academic").await;
-    assert_eq!(a1.post("/api/v1/auth/logout-all", json!({})).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        a1.post("/api/v1/auth/logout-all", json!({})).await.status(),
+        StatusCode::NO_CONTENT
+    );
     problem(a2.get("/api/v1/auth/me").await, 401).await;
 
     // Throttling: five failures lock the account for a while, with Retry-After.
     for _ in 0..5 {
-        let e = s.login_with("school", "vendor", "wrong-password").await.err().unwrap();
+        let e = s
+            .login_with("school", "vendor", "wrong-password")
+            .await
+            .err()
+            .unwrap();
         assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
     }
-    let e = s.login_with("school", "vendor", PASSWORD).await.err().expect("throttled");
+    let e = s
+        .login_with("school", "vendor", PASSWORD)
+        .await
+        .err()
+        .expect("throttled");
     assert!(e.headers().get("retry-after").is_some());
     problem(e, 429).await;
 
     // Password change: wrong current password is a field error; then the new one works.
     let t = s.login("school", "teacher").await;
-    let r = t.post("/api/v1/auth/password", json!({"current_password": "x", "new_password": "NewPass123"})).await;
+    let r = t
+        .post(
+            "/api/v1/auth/password",
+            json!({"current_password": "x", "new_password": "NewPass123"}),
+        )
+        .await;
     let p = problem(r, 422).await;
     assert_eq!(p["errors"][0]["field"], "current_password");
-    let r = t.post("/api/v1/auth/password", json!({"current_password": PASSWORD, "new_password": "NewPass123"})).await;
+    let r = t
+        .post(
+            "/api/v1/auth/password",
+            json!({"current_password": PASSWORD, "new_password": "NewPass123"}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(s.login_with("school", "teacher", PASSWORD).await.is_err());
-    assert!(s.login_with("school", "teacher", "NewPass123").await.is_ok());
+    assert!(s
+        .login_with("school", "teacher", "NewPass123")
+        .await
+        .is_ok());
     s.stop().await;
 }
 on_all_backends!(auth, auth_flow);
@@ -76,9 +108,19 @@ async fn role_matrix(url: String) {
     let s = TestServer::start(&url, true).await;
     let endpoints: &[(&str, Method, &str, Option<Value>)] = &[
         ("people.list", Method::GET, "/api/v1/people", None),
-        ("people.create", Method::POST, "/api/v1/people", Some(json!({"kind": "staff", "name": "新员工", "number": "NEWX1"}))),
+        (
+            "people.create",
+            Method::POST,
+            "/api/v1/people",
+            Some(json!({"kind": "staff", "name": "新员工", "number": "NEWX1"})),
+        ),
         ("roles.list", Method::GET, "/api/v1/roles", None),
-        ("roles.create", Method::POST, "/api/v1/roles", Some(json!({"key": "k_ROLE", "name": "n", "permissions": [], "scope": "self"}))),
+        (
+            "roles.create",
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"key": "k_ROLE", "name": "n", "permissions": [], "scope": "self"})),
+        ),
         ("audit.list", Method::GET, "/api/v1/audit", None),
         ("jobs.list", Method::GET, "/api/v1/jobs", None),
         ("tokens.list", Method::GET, "/api/v1/tokens", None),
@@ -87,14 +129,46 @@ async fn role_matrix(url: String) {
     ];
     // Expected allow (true) per role, in the order of `endpoints`.
     let matrix: &[(&str, &str, [bool; 9])] = &[
-        ("school", "admin", [true, true, true, true, true, true, true, false, true]),
-        ("school", "academic", [true, true, true, false, false, false, true, false, true]),
-        ("school", "staff", [true, true, false, false, false, false, false, false, true]),
-        ("school", "teacher", [true, false, false, false, false, false, false, false, true]),
-        ("school", "parent", [false, false, false, false, false, false, false, false, true]),
-        ("school", "student", [false, false, false, false, false, false, false, false, true]),
-        ("school", "vendor", [false, false, false, false, false, false, false, false, true]),
-        ("platform", "root", [true, true, true, true, true, true, true, true, true]),
+        (
+            "school",
+            "admin",
+            [true, true, true, true, true, true, true, false, true],
+        ),
+        (
+            "school",
+            "academic",
+            [true, true, true, false, false, false, true, false, true],
+        ),
+        (
+            "school",
+            "staff",
+            [true, true, false, false, false, false, false, false, true],
+        ),
+        (
+            "school",
+            "teacher",
+            [true, false, false, false, false, false, false, false, true],
+        ),
+        (
+            "school",
+            "parent",
+            [false, false, false, false, false, false, false, false, true],
+        ),
+        (
+            "school",
+            "student",
+            [false, false, false, false, false, false, false, false, true],
+        ),
+        (
+            "school",
+            "vendor",
+            [false, false, false, false, false, false, false, false, true],
+        ),
+        (
+            "platform",
+            "root",
+            [true, true, true, true, true, true, true, true, true],
+        ),
     ];
     for (tenant, login, allowed) in matrix {
         let sess = s.login(tenant, login).await;
@@ -136,32 +210,85 @@ async fn scopes_and_isolation(url: String) {
     let teacher = s.login("school", "teacher").await;
 
     let classes = admin.get_json("/api/v1/classes").await;
-    let first = &classes["items"].as_array().unwrap().iter().find(|c| c["name"] == "2024级软件技术1班").unwrap().clone();
-    let seen = teacher.get_json("/api/v1/people?kind=student&per_page=200").await;
-    let names: Vec<&str> = seen["items"].as_array().unwrap().iter().map(|p| p["class"]["name"].as_str().unwrap_or("")).collect();
+    let first = &classes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "2024级软件技术1班")
+        .unwrap()
+        .clone();
+    let seen = teacher
+        .get_json("/api/v1/people?kind=student&per_page=200")
+        .await;
+    let names: Vec<&str> = seen["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["class"]["name"].as_str().unwrap_or(""))
+        .collect();
     assert!(!names.is_empty());
-    assert!(names.iter().all(|c| *c == "2024级软件技术1班" || *c == "2025级软件技术1班"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|c| *c == "2024级软件技术1班" || *c == "2025级软件技术1班"),
+        "{names:?}"
+    );
     assert!(seen["total"].as_i64().unwrap() >= first["student_count"].as_i64().unwrap());
-    assert!(seen["total"].as_i64().unwrap() < 200, "a teacher must not see the whole school");
+    assert!(
+        seen["total"].as_i64().unwrap() < 200,
+        "a teacher must not see the whole school"
+    );
 
     // The teacher cannot open a student of another class: 404, not 403.
     let other = admin.get_json("/api/v1/people?kind=student&q=S03000").await;
     let other_id = other["items"][0]["id"].as_i64().unwrap();
-    problem(teacher.get(&format!("/api/v1/people/{other_id}")).await, 404).await;
+    problem(
+        teacher.get(&format!("/api/v1/people/{other_id}")).await,
+        404,
+    )
+    .await;
 
     // Another tenant's person answers 404 for the training centre's admin.
     let training = s.login("training", "admin").await;
-    problem(training.get(&format!("/api/v1/people/{other_id}")).await, 404).await;
-    let r = training.send(Method::PATCH, &format!("/api/v1/people/{other_id}"), Some(json!({"name": "x"}))).await;
+    problem(
+        training.get(&format!("/api/v1/people/{other_id}")).await,
+        404,
+    )
+    .await;
+    let r = training
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/people/{other_id}"),
+            Some(json!({"name": "x"})),
+        )
+        .await;
     problem(r, 404).await;
-    problem(training.post(&format!("/api/v1/people/{other_id}/deactivate"), json!({})).await, 404).await;
+    problem(
+        training
+            .post(&format!("/api/v1/people/{other_id}/deactivate"), json!({}))
+            .await,
+        404,
+    )
+    .await;
 
     // A platform admin may act inside a tenant with the tenant header.
     let root = s.login("platform", "root").await;
-    let r = root.client.get(s.url(&format!("/api/v1/people/{other_id}"))).header("x-xiaotong-tenant", "school").send().await.unwrap();
+    let r = root
+        .client
+        .get(s.url(&format!("/api/v1/people/{other_id}")))
+        .header("x-xiaotong-tenant", "school")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // Nobody else may.
-    let r = training.client.get(s.url("/api/v1/people")).header("x-xiaotong-tenant", "school").send().await.unwrap();
+    let r = training
+        .client
+        .get(s.url("/api/v1/people"))
+        .header("x-xiaotong-tenant", "school")
+        .send()
+        .await
+        .unwrap();
     problem(r, 403).await;
     s.stop().await;
 }
@@ -172,14 +299,24 @@ async fn search(url: String) {
     let s = TestServer::start(&url, true).await;
     let admin = s.login("school", "admin").await;
     for q in ["张三", "zs", "zhangsan", "13800138000", "2024010001"] {
-        let r = admin.get_json(&format!("/api/v1/people?q={}", urlencode(q))).await;
+        let r = admin
+            .get_json(&format!("/api/v1/people?q={}", urlencode(q)))
+            .await;
         assert_eq!(r["items"][0]["name"], "张三", "query {q}");
     }
-    let page2 = admin.get_json("/api/v1/people?kind=student&page=2&per_page=25").await;
+    let page2 = admin
+        .get_json("/api/v1/people?kind=student&page=2&per_page=25")
+        .await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 25);
     assert!(page2["total"].as_i64().unwrap() > 3000);
-    let parents = admin.get_json("/api/v1/people?kind=parent&per_page=5").await;
-    assert!(parents["items"].as_array().unwrap().iter().all(|p| p["kind"] == "parent" && !p["children"].as_array().unwrap().is_empty()));
+    let parents = admin
+        .get_json("/api/v1/people?kind=parent&per_page=5")
+        .await;
+    assert!(parents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["kind"] == "parent" && !p["children"].as_array().unwrap().is_empty()));
     problem(admin.get("/api/v1/people?per_page=1000").await, 422).await;
     problem(admin.get("/api/v1/people?page=abc").await, 400).await;
     problem(admin.get("/api/v1/people?kind=alien").await, 422).await;
@@ -189,7 +326,13 @@ on_all_backends!(people_search, search);
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -197,7 +340,9 @@ fn urlencode(s: &str) -> String {
 async fn bad_input(url: String) {
     let s = TestServer::start(&url, true).await;
     let admin = s.login("school", "admin").await;
-    let before = admin.get_json("/api/v1/people?active=all&per_page=1").await["total"].as_i64().unwrap();
+    let before = admin.get_json("/api/v1/people?active=all&per_page=1").await["total"]
+        .as_i64()
+        .unwrap();
 
     let r = admin
         .client
@@ -211,23 +356,79 @@ async fn bad_input(url: String) {
     let p = problem(r, 400).await;
     assert!(p["detail"].as_str().unwrap().contains("malformed JSON"));
 
-    let p = problem(admin.post("/api/v1/people", json!({"kind": "staff", "name": "甲", "number": "A1", "colour": "red"})).await, 422).await;
+    let p = problem(
+        admin
+            .post(
+                "/api/v1/people",
+                json!({"kind": "staff", "name": "甲", "number": "A1", "colour": "red"}),
+            )
+            .await,
+        422,
+    )
+    .await;
     assert_eq!(p["errors"][0]["field"], "colour");
-    let p = problem(admin.post("/api/v1/people", json!({"kind": "staff", "name": 5, "number": "A1"})).await, 422).await;
+    let p = problem(
+        admin
+            .post(
+                "/api/v1/people",
+                json!({"kind": "staff", "name": 5, "number": "A1"}),
+            )
+            .await,
+        422,
+    )
+    .await;
     assert_eq!(p["errors"][0]["field"], "name");
-    let p = problem(admin.post("/api/v1/people", json!({"kind": "staff", "name": "甲", "number": "A1", "phone": "12345"})).await, 422).await;
+    let p = problem(
+        admin
+            .post(
+                "/api/v1/people",
+                json!({"kind": "staff", "name": "甲", "number": "A1", "phone": "12345"}),
+            )
+            .await,
+        422,
+    )
+    .await;
     assert_eq!(p["errors"][0]["field"], "phone");
-    let p = problem(admin.post("/api/v1/people", json!({"kind": "staff", "name": "甲", "number": "A1", "email": "x@"})).await, 422).await;
+    let p = problem(
+        admin
+            .post(
+                "/api/v1/people",
+                json!({"kind": "staff", "name": "甲", "number": "A1", "email": "x@"}),
+            )
+            .await,
+        422,
+    )
+    .await;
     assert_eq!(p["errors"][0]["field"], "email");
     let p = problem(admin.post("/api/v1/people", json!({"kind": "staff", "name": "甲", "number": "A1", "id_number": "110105194912310021"})).await, 422).await;
     assert_eq!(p["errors"][0]["field"], "id_number");
     let long = "长".repeat(51);
-    let p = problem(admin.post("/api/v1/people", json!({"kind": "staff", "name": long, "number": "A1"})).await, 422).await;
+    let p = problem(
+        admin
+            .post(
+                "/api/v1/people",
+                json!({"kind": "staff", "name": long, "number": "A1"}),
+            )
+            .await,
+        422,
+    )
+    .await;
     assert_eq!(p["errors"][0]["field"], "name");
     // Duplicate number: 409.
-    problem(admin.post("/api/v1/people", json!({"kind": "student", "name": "重复", "number": "2024010001"})).await, 409).await;
+    problem(
+        admin
+            .post(
+                "/api/v1/people",
+                json!({"kind": "student", "name": "重复", "number": "2024010001"}),
+            )
+            .await,
+        409,
+    )
+    .await;
 
-    let after = admin.get_json("/api/v1/people?active=all&per_page=1").await["total"].as_i64().unwrap();
+    let after = admin.get_json("/api/v1/people?active=all&per_page=1").await["total"]
+        .as_i64()
+        .unwrap();
     assert_eq!(before, after, "nothing may be written by rejected requests");
 
     // A good create, then deactivate (never delete).
@@ -239,11 +440,15 @@ async fn bad_input(url: String) {
     assert_eq!(created["phone"], "13912345678");
     assert_eq!(created["tags"], json!(["新教工"]));
     let id = created["id"].as_i64().unwrap();
-    let r = admin.post(&format!("/api/v1/people/{id}/deactivate"), json!({})).await;
+    let r = admin
+        .post(&format!("/api/v1/people/{id}/deactivate"), json!({}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let gone = admin.get_json("/api/v1/people?q=%E7%8E%8B%E6%96%B0").await;
     assert_eq!(gone["total"], 0, "inactive people are hidden by default");
-    let all = admin.get_json("/api/v1/people?q=%E7%8E%8B%E6%96%B0&active=all").await;
+    let all = admin
+        .get_json("/api/v1/people?q=%E7%8E%8B%E6%96%B0&active=all")
+        .await;
     assert_eq!(all["items"][0]["active"], false);
     problem(admin.get("/api/v1/nope").await, 404).await;
     problem(admin.get("/api/v1/people/abc").await, 400).await;
@@ -257,15 +462,26 @@ async fn audit_trail(url: String) {
     let admin = s.login("school", "admin").await;
     let found = admin.get_json("/api/v1/people?q=2024010001").await;
     let id = found["items"][0]["id"].as_i64().unwrap();
-    let r = admin.send(Method::PATCH, &format!("/api/v1/people/{id}"), Some(json!({"name": "张三丰"}))).await;
+    let r = admin
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/people/{id}"),
+            Some(json!({"name": "张三丰"})),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let log = admin.get_json(&format!("/api/v1/audit?entity=person&entity_id={id}")).await;
+    let log = admin
+        .get_json(&format!("/api/v1/audit?entity=person&entity_id={id}"))
+        .await;
     let e = &log["items"][0];
     assert_eq!(e["action"], "update");
     assert_eq!(e["before"]["name"], "张三");
     assert_eq!(e["after"]["name"], "张三丰");
     assert_eq!(e["actor_name"], "周校长");
-    assert_eq!(e["before"]["phone"], "138****8000", "no full phone numbers in the audit trail");
+    assert_eq!(
+        e["before"]["phone"], "138****8000",
+        "no full phone numbers in the audit trail"
+    );
     let v = admin.get_json("/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true);
 
@@ -275,10 +491,12 @@ async fn audit_trail(url: String) {
     s.app
         .db
         .execute(
-            &xiaotong::db::Sql::new("UPDATE audit_log SET after_json = ? WHERE tenant_id = ? AND seq = ?")
-                .bind("{\"name\":\"李四\"}")
-                .bind(tenant)
-                .bind(seq),
+            &xiaotong::db::Sql::new(
+                "UPDATE audit_log SET after_json = ? WHERE tenant_id = ? AND seq = ?",
+            )
+            .bind("{\"name\":\"李四\"}")
+            .bind(tenant)
+            .bind(seq),
         )
         .await
         .unwrap();
@@ -293,24 +511,62 @@ on_all_backends!(audit, audit_trail);
 async fn api_tokens(url: String) {
     let s = TestServer::start(&url, true).await;
     let admin = s.login("school", "admin").await;
-    let r = admin.post("/api/v1/tokens", json!({"name": "sync", "scopes": ["people.read"], "expires_in_days": 30})).await;
+    let r = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "sync", "scopes": ["people.read"], "expires_in_days": 30}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let t: Value = r.json().await.unwrap();
     let token = t["token"].as_str().unwrap().to_string();
     let listed = admin.get_json("/api/v1/tokens").await;
-    assert!(!listed.to_string().contains(&token), "the secret is never listed");
+    assert!(
+        !listed.to_string().contains(&token),
+        "the secret is never listed"
+    );
     let c = reqwest::Client::new();
-    let r = c.get(s.url("/api/v1/people?per_page=1")).bearer_auth(&token).send().await.unwrap();
+    let r = c
+        .get(s.url("/api/v1/people?per_page=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // Scoped: people.read only.
-    let r = c.get(s.url("/api/v1/audit")).bearer_auth(&token).send().await.unwrap();
+    let r = c
+        .get(s.url("/api/v1/audit"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     problem(r, 403).await;
     // Cannot grant what you do not hold.
     let teacher = s.login("school", "academic").await;
-    problem(teacher.post("/api/v1/tokens", json!({"name": "x", "scopes": ["audit.read"]})).await, 422).await;
+    problem(
+        teacher
+            .post(
+                "/api/v1/tokens",
+                json!({"name": "x", "scopes": ["audit.read"]}),
+            )
+            .await,
+        422,
+    )
+    .await;
     let id = t["item"]["id"].as_i64().unwrap();
-    assert_eq!(admin.send(Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await.status(), StatusCode::NO_CONTENT);
-    let r = c.get(s.url("/api/v1/people?per_page=1")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(
+        admin
+            .send(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let r = c
+        .get(s.url("/api/v1/people?per_page=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     problem(r, 401).await;
     s.stop().await;
 }
@@ -320,16 +576,51 @@ on_all_backends!(tokens, api_tokens);
 async fn operations(url: String) {
     let s = TestServer::start(&url, false).await;
     let c = reqwest::Client::new();
-    assert_eq!(c.get(s.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(c.get(s.url("/readyz")).send().await.unwrap().text().await.unwrap(), "ready");
+    assert_eq!(
+        c.get(s.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.get(s.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ready"
+    );
     let _ = c.get(s.url("/api/v1/auth/me")).send().await.unwrap();
-    let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("xiaotong_http_requests_total"), "{m}");
     assert!(m.contains("route=\"/api/v1/auth/me\""));
     assert!(m.contains("xiaotong_jobs{state=\"ready\"}") || m.contains("xiaotong_queue_depth"));
-    let doc: Value = c.get(s.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
-    for path in ["/api/v1/people", "/api/v1/auth/login", "/api/v1/audit", "/api/v1/jobs", "/api/v1/imports/people"] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    let doc: Value = c
+        .get(s.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/v1/people",
+        "/api/v1/auth/login",
+        "/api/v1/audit",
+        "/api/v1/jobs",
+        "/api/v1/imports/people",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
     }
     let r = c.get(s.url("/api/v1/people")).send().await.unwrap();
     assert!(r.headers().get("x-request-id").is_some());

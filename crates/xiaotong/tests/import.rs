@@ -15,7 +15,10 @@ const BAD_ROW: &str = "学生,2026990003,测试丙,男,12345,,信息工程系,20
 
 async fn upload(s: &Session, name: &str, bytes: Vec<u8>, mode: &str) -> Value {
     let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        )
         .text("mode", mode.to_string());
     let r = s
         .client
@@ -39,7 +42,10 @@ async fn upload(s: &Session, name: &str, bytes: Vec<u8>, mode: &str) -> Value {
 }
 
 async fn count(s: &Session, q: &str) -> i64 {
-    s.get_json(&format!("/api/v1/people?active=all&per_page=1&q={q}")).await["total"].as_i64().unwrap()
+    s.get_json(&format!("/api/v1/people?active=all&per_page=1&q={q}"))
+        .await["total"]
+        .as_i64()
+        .unwrap()
 }
 
 async fn import_flow(url: String) {
@@ -49,18 +55,31 @@ async fn import_flow(url: String) {
     let file = format!("{HEADER}{GOOD_ROWS}{BAD_ROW}");
 
     // All or nothing: the bad row is named, nothing is written.
-    let v = upload(&admin, "people.csv", file.clone().into_bytes(), "all_or_nothing").await;
+    let v = upload(
+        &admin,
+        "people.csv",
+        file.clone().into_bytes(),
+        "all_or_nothing",
+    )
+    .await;
     assert_eq!(v["state"], "rejected", "{v}");
     assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["errors"][0]["row"], 5);
     assert_eq!(v["errors"][0]["column"], "手机号");
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("12345"));
+    assert!(v["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("12345"));
     assert_eq!(count(&admin, "").await, before);
 
     // Valid rows only: three imported, one skipped, parent linked to both children.
     let v = upload(&admin, "people.csv", file.into_bytes(), "valid_rows_only").await;
     assert_eq!(v["state"], "succeeded", "{v}");
-    assert_eq!((v["created"].as_i64(), v["skipped"].as_i64()), (Some(3), Some(1)), "{v}");
+    assert_eq!(
+        (v["created"].as_i64(), v["skipped"].as_i64()),
+        (Some(3), Some(1)),
+        "{v}"
+    );
     assert_eq!(count(&admin, "").await, before + 3);
     let parent = admin.get_json("/api/v1/people?q=13700000009").await;
     assert_eq!(parent["items"][0]["children"].as_array().unwrap().len(), 2);
@@ -70,8 +89,22 @@ async fn import_flow(url: String) {
     assert_eq!(student["items"][0]["department"]["name"], "软件教研室");
 
     // Re-import of the same rows changes nothing.
-    let v = upload(&admin, "people.csv", format!("{HEADER}{GOOD_ROWS}").into_bytes(), "all_or_nothing").await;
-    assert_eq!((v["created"].as_i64(), v["updated"].as_i64(), v["unchanged"].as_i64()), (Some(0), Some(0), Some(3)), "{v}");
+    let v = upload(
+        &admin,
+        "people.csv",
+        format!("{HEADER}{GOOD_ROWS}").into_bytes(),
+        "all_or_nothing",
+    )
+    .await;
+    assert_eq!(
+        (
+            v["created"].as_i64(),
+            v["updated"].as_i64(),
+            v["unchanged"].as_i64()
+        ),
+        (Some(0), Some(0), Some(3)),
+        "{v}"
+    );
 
     // XLSX with English headers and a changed name: one update, rest unchanged.
     let mut wb = rust_xlsxwriter::Workbook::new();
@@ -89,19 +122,36 @@ async fn import_flow(url: String) {
     ws.write_number(2, 3, 13700000002.0).unwrap();
     let bytes = wb.save_to_buffer().unwrap();
     let v = upload(&admin, "people.xlsx", bytes, "all_or_nothing").await;
-    assert_eq!((v["updated"].as_i64(), v["unchanged"].as_i64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(
+        (v["updated"].as_i64(), v["unchanged"].as_i64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
     let audit = admin.get_json("/api/v1/audit?action=import_update").await;
     assert_eq!(audit["items"][0]["after"]["name"], "测试甲改");
     assert_eq!(audit["items"][0]["before"]["name"], "测试甲");
 
     // GB18030 CSV as Excel writes it in China; duplicate numbers are named.
-    let (gbk, _, _) = encoding_rs::GB18030.encode("类型,学号工号,姓名\n学生,2026990010,测试丁\n学生,2026990010,测试戊\n");
+    let (gbk, _, _) = encoding_rs::GB18030
+        .encode("类型,学号工号,姓名\n学生,2026990010,测试丁\n学生,2026990010,测试戊\n");
     let v = upload(&admin, "people.csv", gbk.into_owned(), "all_or_nothing").await;
     assert_eq!(v["state"], "rejected");
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("also appears in row 2"), "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("also appears in row 2"),
+        "{v}"
+    );
 
     // A file without the required columns is refused with the reason.
-    let v = upload(&admin, "x.csv", b"foo,bar\n1,2\n".to_vec(), "all_or_nothing").await;
+    let v = upload(
+        &admin,
+        "x.csv",
+        b"foo,bar\n1,2\n".to_vec(),
+        "all_or_nothing",
+    )
+    .await;
     assert_eq!(v["state"], "rejected");
     assert_eq!(v["errors"][0]["row"], 1);
 
@@ -111,7 +161,10 @@ async fn import_flow(url: String) {
         .client
         .post(format!("{}/api/v1/imports/people", s.base))
         .header("x-csrf-token", &teacher.csrf)
-        .multipart(reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"a".to_vec()).file_name("a.csv")))
+        .multipart(reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(b"a".to_vec()).file_name("a.csv"),
+        ))
         .send()
         .await
         .unwrap();
@@ -125,7 +178,9 @@ on_all_backends!(import_api, import_flow);
 async fn cli_import() {
     let url = fresh_database(Backend::Sqlite).await.unwrap();
     let app = open_app(&url).await;
-    xiaotong::directory::service::create_tenant(&app, "cli", "CLI school").await.unwrap();
+    xiaotong::directory::service::create_tenant(&app, "cli", "CLI school")
+        .await
+        .unwrap();
     app.db.close().await;
     let dir = tempdir();
     let file = dir.join("people.csv");
@@ -148,13 +203,21 @@ async fn cli_import() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("state=rejected"));
     let out = run(&["--valid-rows-only"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("created=3"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("created=3"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = run(&["--valid-rows-only"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("created=0 updated=0 unchanged=3"));
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("xiaotong-cli-{}-{}", std::process::id(), rand::random::<u32>()));
+    let d = std::env::temp_dir().join(format!(
+        "xiaotong-cli-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

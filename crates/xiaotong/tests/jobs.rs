@@ -14,7 +14,12 @@ use xiaotong::db::{RowExt, Sql};
 use xiaotong::jobs::{self, cron, store, NewJob, Registry, RunnerConfig};
 
 async fn count(app: &xiaotong::app::App, sql: &str) -> i64 {
-    app.db.fetch_one(&Sql::new(sql)).await.unwrap().i64("n").unwrap()
+    app.db
+        .fetch_one(&Sql::new(sql))
+        .await
+        .unwrap()
+        .i64("n")
+        .unwrap()
 }
 
 async fn queue_rules(url: String) {
@@ -22,30 +27,54 @@ async fn queue_rules(url: String) {
 
     // Enqueue is part of the caller's transaction.
     let mut tx = app.db.begin().await.unwrap();
-    jobs::enqueue(&mut tx, &NewJob::new("t.noop", serde_json::json!({}))).await.unwrap();
+    jobs::enqueue(&mut tx, &NewJob::new("t.noop", serde_json::json!({})))
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM jobs").await, 0);
 
     // Unique keys: the second enqueue is a no-op.
     let mut tx = app.db.begin().await.unwrap();
-    let a = jobs::enqueue(&mut tx, &NewJob::new("t.noop", serde_json::json!({})).unique("k1")).await.unwrap();
-    let b = jobs::enqueue(&mut tx, &NewJob::new("t.noop", serde_json::json!({})).unique("k1")).await.unwrap();
+    let a = jobs::enqueue(
+        &mut tx,
+        &NewJob::new("t.noop", serde_json::json!({})).unique("k1"),
+    )
+    .await
+    .unwrap();
+    let b = jobs::enqueue(
+        &mut tx,
+        &NewJob::new("t.noop", serde_json::json!({})).unique("k1"),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert!(a.is_some());
     assert!(b.is_none());
 
     // Leases: a claimed job whose worker vanished returns to the queue.
     let kinds = vec!["t.noop".to_string()];
-    let claimed = store::claim(&app.db, &kinds, 10, 1, "dead-worker").await.unwrap();
+    let claimed = store::claim(&app.db, &kinds, 10, 1, "dead-worker")
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
-    assert!(store::claim(&app.db, &kinds, 10, 60_000, "other").await.unwrap().is_empty(), "a leased job is not claimed twice");
+    assert!(
+        store::claim(&app.db, &kinds, 10, 60_000, "other")
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased job is not claimed twice"
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(store::reap_expired(&app.db).await.unwrap(), 1);
-    let again = store::claim(&app.db, &kinds, 10, 60_000, "w2").await.unwrap();
+    let again = store::claim(&app.db, &kinds, 10, 60_000, "w2")
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     // The old worker's completion is fenced off; the new one's counts.
-    assert!(!store::complete(&app.db, again[0].id, "dead-worker").await.unwrap());
+    assert!(!store::complete(&app.db, again[0].id, "dead-worker")
+        .await
+        .unwrap());
     let mut tx = app.db.begin().await.unwrap();
     assert!(jobs::complete_in(&mut tx, &again[0]).await.unwrap());
     tx.commit().await.unwrap();
@@ -64,18 +93,40 @@ async fn queue_rules(url: String) {
         }
     });
     let mut tx = app.db.begin().await.unwrap();
-    let id = jobs::enqueue(&mut tx, &NewJob::new("t.fail", serde_json::json!({})).max_attempts(2)).await.unwrap().unwrap();
+    let id = jobs::enqueue(
+        &mut tx,
+        &NewJob::new("t.fail", serde_json::json!({})).max_attempts(2),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     tx.commit().await.unwrap();
     let stop = CancellationToken::new();
-    let runner = tokio::spawn(jobs::service::run(app.db.clone(), reg, RunnerConfig::default(), stop.clone()));
+    let runner = tokio::spawn(jobs::service::run(
+        app.db.clone(),
+        reg,
+        RunnerConfig::default(),
+        stop.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(attempts.load(Ordering::SeqCst), 1, "the retry waits for its backoff");
-    let row = app.db.fetch_one(&Sql::new("SELECT state, run_at, last_error FROM jobs WHERE id = ?").bind(id)).await.unwrap();
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "the retry waits for its backoff"
+    );
+    let row = app
+        .db
+        .fetch_one(&Sql::new("SELECT state, run_at, last_error FROM jobs WHERE id = ?").bind(id))
+        .await
+        .unwrap();
     assert_eq!(row.str("state").unwrap(), "ready");
     assert!(row.i64("run_at").unwrap() > xiaotong::db::now_ms() + 300);
     assert!(row.str("last_error").unwrap().contains("provider said no"));
     // Bring the retry forward instead of waiting for it.
-    app.db.execute(&Sql::new("UPDATE jobs SET run_at = 0 WHERE id = ?").bind(id)).await.unwrap();
+    app.db
+        .execute(&Sql::new("UPDATE jobs SET run_at = 0 WHERE id = ?").bind(id))
+        .await
+        .unwrap();
     for _ in 0..50 {
         if count(&app, "SELECT COUNT(*) AS n FROM jobs WHERE state = 'dead'").await == 1 {
             break;
@@ -83,9 +134,15 @@ async fn queue_rules(url: String) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
-    let (dead, _) = store::list(&app.db, None, Some(jobs::JobState::Dead), 10, 0).await.unwrap();
+    let (dead, _) = store::list(&app.db, None, Some(jobs::JobState::Dead), 10, 0)
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].last_error.as_deref().unwrap_or("").contains("provider said no"));
+    assert!(dead[0]
+        .last_error
+        .as_deref()
+        .unwrap_or("")
+        .contains("provider said no"));
     assert!(store::retry_dead(&app.db, None, id).await.unwrap());
     stop.cancel();
     runner.await.unwrap();
@@ -105,8 +162,13 @@ async fn graceful_shutdown(url: String) {
         Ok(())
     });
     let mut tx = app.db.begin().await.unwrap();
-    jobs::enqueue(&mut tx, &NewJob::new("t.short", serde_json::json!({}))).await.unwrap();
-    let long = jobs::enqueue(&mut tx, &NewJob::new("t.long", serde_json::json!({}))).await.unwrap().unwrap();
+    jobs::enqueue(&mut tx, &NewJob::new("t.short", serde_json::json!({})))
+        .await
+        .unwrap();
+    let long = jobs::enqueue(&mut tx, &NewJob::new("t.long", serde_json::json!({})))
+        .await
+        .unwrap()
+        .unwrap();
     tx.commit().await.unwrap();
     let stop = CancellationToken::new();
     let cfg = RunnerConfig {
@@ -120,8 +182,16 @@ async fn graceful_shutdown(url: String) {
     let s = store::stats(&app.db, None).await.unwrap();
     assert_eq!(s.done, 1, "the short job finished");
     assert_eq!(s.ready, 1, "the long job was released");
-    let row = app.db.fetch_one(&Sql::new("SELECT attempts, state FROM jobs WHERE id = ?").bind(long)).await.unwrap();
-    assert_eq!(row.i64("attempts").unwrap(), 0, "a released job does not use up an attempt");
+    let row = app
+        .db
+        .fetch_one(&Sql::new("SELECT attempts, state FROM jobs WHERE id = ?").bind(long))
+        .await
+        .unwrap();
+    assert_eq!(
+        row.i64("attempts").unwrap(),
+        0,
+        "a released job does not use up an attempt"
+    );
 }
 on_all_backends!(shutdown, graceful_shutdown);
 
@@ -147,16 +217,24 @@ async fn cron_once(url: String) {
         let mut handles = vec![];
         for _ in 0..6 {
             let db = app.db.clone();
-            handles.push(tokio::spawn(async move { cron::tick(&db, tz).await.unwrap() }));
+            handles.push(tokio::spawn(
+                async move { cron::tick(&db, tz).await.unwrap() },
+            ));
         }
         let mut this_round = 0;
         for h in handles {
             this_round += h.await.unwrap();
         }
-        assert_eq!(this_round, 1, "one of six concurrent tickers fires the due tick");
+        assert_eq!(
+            this_round, 1,
+            "one of six concurrent tickers fires the due tick"
+        );
         fired += this_round;
     }
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM jobs WHERE kind = 't.tick'").await, fired as i64);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM jobs WHERE kind = 't.tick'").await,
+        fired as i64
+    );
 }
 on_all_backends!(cron_exactly_once, cron_once);
 
@@ -169,13 +247,26 @@ async fn two_servers(url: String) {
     let app = open_app(&url).await;
     let n = 10_000;
     let mut tx = app.db.begin().await.unwrap();
-    let batch: Vec<NewJob> = (0..n).map(|i| NewJob::new(jobs::DIAG_RECORD, serde_json::json!({ "i": i }))).collect();
+    let batch: Vec<NewJob> = (0..n)
+        .map(|i| NewJob::new(jobs::DIAG_RECORD, serde_json::json!({ "i": i })))
+        .collect();
     jobs::enqueue_many(&mut tx, &batch).await.unwrap();
     tx.commit().await.unwrap();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_xiaotong"))
-            .args(["--database-url", &url, "serve", "--listen", "127.0.0.1:0", "--job-concurrency", "16"])
-            .env("XIAOTONG_SECRET_KEY", "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=")
+            .args([
+                "--database-url",
+                &url,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--job-concurrency",
+                "16",
+            ])
+            .env(
+                "XIAOTONG_SECRET_KEY",
+                "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+            )
             .env("XIAOTONG_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -195,10 +286,28 @@ async fn two_servers(url: String) {
     b.kill().ok();
     a.wait().ok();
     b.wait().ok();
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM jobs WHERE state = 'done'").await, n);
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM diag_job_runs").await, n, "every job ran once, none twice");
-    assert_eq!(count(&app, "SELECT COUNT(DISTINCT job_id) AS n FROM diag_job_runs").await, n);
-    let workers = count(&app, "SELECT COUNT(DISTINCT worker) AS n FROM diag_job_runs").await;
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM jobs WHERE state = 'done'").await,
+        n
+    );
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM diag_job_runs").await,
+        n,
+        "every job ran once, none twice"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(DISTINCT job_id) AS n FROM diag_job_runs"
+        )
+        .await,
+        n
+    );
+    let workers = count(
+        &app,
+        "SELECT COUNT(DISTINCT worker) AS n FROM diag_job_runs",
+    )
+    .await;
     assert_eq!(workers, 2, "both processes took part");
 }
 on_all_backends!(two_processes, two_servers);

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn routes() -> OpenApiRouter<App> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(verify))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(verify))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -36,8 +38,15 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>> {
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| Some(t.timestamp_millis()))
             .or_else(|_| {
-                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map(|d| Some(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis() - 8 * 3600 * 1000))
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| {
+                    Some(
+                        d.and_hms_opt(0, 0, 0)
+                            .unwrap_or_default()
+                            .and_utc()
+                            .timestamp_millis()
+                            - 8 * 3600 * 1000,
+                    )
+                })
             })
             .map_err(|_| Error::validation(field, "must be an RFC 3339 time or a YYYY-MM-DD date")),
     }
@@ -45,7 +54,11 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>> {
 
 /// The audit trail, newest first, filtered.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = Page<AuditEntry>)))]
-async fn list(State(app): State<App>, Auth(p): Auth, Q(q): Q<AuditQuery>) -> Result<Json<Page<AuditEntry>>> {
+async fn list(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Q(q): Q<AuditQuery>,
+) -> Result<Json<Page<AuditEntry>>> {
     authorize(&p, "audit.read")?;
     let page = q.page.unwrap_or(1).max(1);
     let per_page = q.per_page.unwrap_or(50);
@@ -60,8 +73,14 @@ async fn list(State(app): State<App>, Auth(p): Auth, Q(q): Q<AuditQuery>) -> Res
         from_ms: parse_time("from", &q.from)?,
         to_ms: parse_time("to", &q.to)?,
     };
-    let (items, total) = super::store::list(&app.db, p.tenant_id, &f, per_page, (page - 1) * per_page).await?;
-    Ok(Json(Page { items, total, page, per_page }))
+    let (items, total) =
+        super::store::list(&app.db, p.tenant_id, &f, per_page, (page - 1) * per_page).await?;
+    Ok(Json(Page {
+        items,
+        total,
+        page,
+        per_page,
+    }))
 }
 
 /// Verify the tenant's hash chain; names the first broken entry.

@@ -22,8 +22,10 @@ pub fn canonical(
     before: Option<&str>,
     after: Option<&str>,
 ) -> String {
-    serde_json::to_string(&(at, actor_id, actor_name, action, entity, entity_id, ip, before, after))
-        .unwrap_or_default()
+    serde_json::to_string(&(
+        at, actor_id, actor_name, action, entity, entity_id, ip, before, after,
+    ))
+    .unwrap_or_default()
 }
 
 /// Append entries for `changes` in the caller's transaction.
@@ -111,10 +113,19 @@ fn with_args(text: String, from: &Sql) -> Sql {
     s
 }
 
-pub async fn list(db: &Db, tenant_id: i64, f: &AuditFilter, limit: i64, offset: i64) -> Result<(Vec<AuditEntry>, i64)> {
+pub async fn list(
+    db: &Db,
+    tenant_id: i64,
+    f: &AuditFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<AuditEntry>, i64)> {
     let filter = filter_sql(tenant_id, f);
     let total = db
-        .fetch_one(&with_args(format!("SELECT COUNT(*) AS n FROM audit_log{}", filter.text()), &filter))
+        .fetch_one(&with_args(
+            format!("SELECT COUNT(*) AS n FROM audit_log{}", filter.text()),
+            &filter,
+        ))
         .await?
         .i64("n")?;
     let mut sql = with_args(
@@ -124,7 +135,8 @@ pub async fn list(db: &Db, tenant_id: i64, f: &AuditFilter, limit: i64, offset: 
         ),
         &filter,
     );
-    sql.push_bind(" LIMIT ?", limit).push_bind(" OFFSET ?", offset);
+    sql.push_bind(" LIMIT ?", limit)
+        .push_bind(" OFFSET ?", offset);
     let rows = db.fetch_all(&sql).await?;
     let items = rows
         .iter()
@@ -200,7 +212,10 @@ pub async fn verify(db: &Db, tenant_id: i64) -> Result<super::model::VerifyRepor
         }
     }
     let head = db
-        .fetch_optional(&Sql::new("SELECT seq, head_hash FROM chain_heads WHERE chain = ?").bind(chain_name(tenant_id)))
+        .fetch_optional(
+            &Sql::new("SELECT seq, head_hash FROM chain_heads WHERE chain = ?")
+                .bind(chain_name(tenant_id)),
+        )
         .await?;
     let (head_seq, head_hash) = match head {
         Some(r) => (r.i64("seq")?, r.str("head_hash")?),

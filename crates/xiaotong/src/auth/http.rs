@@ -26,33 +26,64 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(update_role, delete_role))
 }
 
-fn cookie_header(app: &App, name: &str, value: &str, http_only: bool, max_age_s: i64) -> HeaderValue {
-    let secure = if app.settings.cookie_secure { "; Secure" } else { "" };
+fn cookie_header(
+    app: &App,
+    name: &str,
+    value: &str,
+    http_only: bool,
+    max_age_s: i64,
+) -> HeaderValue {
+    let secure = if app.settings.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
     let http_only = if http_only { "; HttpOnly" } else { "" };
-    HeaderValue::from_str(&format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age_s}{http_only}{secure}"))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age_s}{http_only}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Log in with tenant, log-in name (username, e-mail, phone or number) and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = Me), (status = 401, body = Problem), (status = 429, body = Problem)))]
-async fn login(State(app): State<App>, connect: axum::extract::ConnectInfo<std::net::SocketAddr>, headers: HeaderMap, Body(req): Body<LoginRequest>) -> Result<Response> {
+async fn login(
+    State(app): State<App>,
+    connect: axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Body(req): Body<LoginRequest>,
+) -> Result<Response> {
     let ip = connect.0.ip().to_string();
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
     let done = service::login(&app, &req, Some(&ip), ua).await?;
     let max_age = app.settings.session_max_ms / 1000;
     let mut resp = Json(done.me).into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, cookie_header(&app, SESSION_COOKIE, &done.session_token, true, max_age));
-    h.append(header::SET_COOKIE, cookie_header(&app, CSRF_COOKIE, &done.csrf_token, false, max_age));
+    h.append(
+        header::SET_COOKIE,
+        cookie_header(&app, SESSION_COOKIE, &done.session_token, true, max_age),
+    );
+    h.append(
+        header::SET_COOKIE,
+        cookie_header(&app, CSRF_COOKIE, &done.csrf_token, false, max_age),
+    );
     Ok(resp)
 }
 
 fn clear_cookies(app: &App) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, cookie_header(app, SESSION_COOKIE, "", true, 0));
-    h.append(header::SET_COOKIE, cookie_header(app, CSRF_COOKIE, "", false, 0));
+    h.append(
+        header::SET_COOKIE,
+        cookie_header(app, SESSION_COOKIE, "", true, 0),
+    );
+    h.append(
+        header::SET_COOKIE,
+        cookie_header(app, CSRF_COOKIE, "", false, 0),
+    );
     resp
 }
 
@@ -79,7 +110,11 @@ async fn me(State(app): State<App>, Auth(p): Auth) -> Result<Json<Me>> {
 /// Change the caller's password (required after the first log-in of an imported account).
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePassword,
     responses((status = 204), (status = 422, body = Problem)))]
-async fn change_password(State(app): State<App>, Auth(p): Auth, Body(req): Body<ChangePassword>) -> Result<StatusCode> {
+async fn change_password(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(req): Body<ChangePassword>,
+) -> Result<StatusCode> {
     service::change_password(&app, &p, &req).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -95,8 +130,15 @@ async fn list_tokens(State(app): State<App>, Auth(p): Auth) -> Result<Json<Items
 /// Create an API token; the secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 422, body = Problem)))]
-async fn create_token(State(app): State<App>, Auth(p): Auth, Body(req): Body<NewToken>) -> Result<(StatusCode, Json<CreatedToken>)> {
-    Ok((StatusCode::CREATED, Json(service::create_token(&app, &p, &req).await?)))
+async fn create_token(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(req): Body<NewToken>,
+) -> Result<(StatusCode, Json<CreatedToken>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service::create_token(&app, &p, &req).await?),
+    ))
 }
 
 /// Revoke an API token.
@@ -126,14 +168,26 @@ async fn list_roles(State(app): State<App>, Auth(p): Auth) -> Result<Json<Items<
 /// Create a custom role.
 #[utoipa::path(post, path = "/api/v1/roles", tag = "roles", request_body = NewRole,
     responses((status = 201, body = Role), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_role(State(app): State<App>, Auth(p): Auth, Body(req): Body<NewRole>) -> Result<(StatusCode, Json<Role>)> {
-    Ok((StatusCode::CREATED, Json(service::create_role(&app, &p, &req).await?)))
+async fn create_role(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(req): Body<NewRole>,
+) -> Result<(StatusCode, Json<Role>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service::create_role(&app, &p, &req).await?),
+    ))
 }
 
 /// Change a custom role.
 #[utoipa::path(patch, path = "/api/v1/roles/{id}", tag = "roles", params(("id" = i64, Path)), request_body = RolePatch,
     responses((status = 200, body = Role), (status = 404, body = Problem)))]
-async fn update_role(State(app): State<App>, Auth(p): Auth, Id(id): Id, Body(req): Body<RolePatch>) -> Result<Json<Role>> {
+async fn update_role(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+    Body(req): Body<RolePatch>,
+) -> Result<Json<Role>> {
     Ok(Json(service::update_role(&app, &p, id, &req).await?))
 }
 

@@ -11,7 +11,10 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("audit.read", "查看审计日志 / View the audit trail"),
     ("tokens.manage", "管理 API 令牌 / Manage API tokens"),
     ("jobs.read", "查看任务队列 / View the job queue"),
-    ("tenants.manage", "管理租户（平台） / Manage tenants (platform)"),
+    (
+        "tenants.manage",
+        "管理租户（平台） / Manage tenants (platform)",
+    ),
 ];
 
 pub fn is_permission(key: &str) -> bool {
@@ -19,7 +22,19 @@ pub fn is_permission(key: &str) -> bool {
 }
 
 /// Which rows a permission reaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Every tenant (platform admins only).
@@ -102,7 +117,13 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     BuiltinRole {
         key: "academic_affairs",
         name: "教务 / Academic affairs",
-        permissions: &["people.read", "people.write", "import.run", "roles.read", "tokens.manage"],
+        permissions: &[
+            "people.read",
+            "people.write",
+            "import.run",
+            "roles.read",
+            "tokens.manage",
+        ],
         scope: Scope::Tenant,
     },
     BuiltinRole {

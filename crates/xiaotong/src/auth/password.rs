@@ -1,7 +1,9 @@
 //! Argon2id password hashing, off the async runtime.
 
 use crate::error::{Error, Result};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 pub fn hash_blocking(password: &str) -> Result<String> {
@@ -14,7 +16,11 @@ pub fn hash_blocking(password: &str) -> Result<String> {
 
 pub fn verify_blocking(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

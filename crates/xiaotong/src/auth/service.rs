@@ -32,7 +32,9 @@ async fn check_throttle(app: &App, key: &str, max: i64) -> Result<()> {
     let since = now_ms() - THROTTLE_WINDOW_MS;
     let (n, oldest) = store::failures_since(&app.db, key, since).await?;
     if n >= max {
-        let wait_ms = oldest.map(|o| o + THROTTLE_WINDOW_MS - now_ms()).unwrap_or(THROTTLE_WINDOW_MS);
+        let wait_ms = oldest
+            .map(|o| o + THROTTLE_WINDOW_MS - now_ms())
+            .unwrap_or(THROTTLE_WINDOW_MS);
         return Err(Error::Throttled {
             retry_after: Duration::from_millis(wait_ms.max(1000) as u64),
         });
@@ -40,11 +42,18 @@ async fn check_throttle(app: &App, key: &str, max: i64) -> Result<()> {
     Ok(())
 }
 
-pub async fn login(app: &App, req: &LoginRequest, ip: Option<&str>, user_agent: Option<&str>) -> Result<LoggedIn> {
+pub async fn login(
+    app: &App,
+    req: &LoginRequest,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<LoggedIn> {
     let tenant_code = req.tenant.trim().to_lowercase();
     let login = req.login.trim();
     if tenant_code.is_empty() || login.is_empty() || req.password.is_empty() {
-        return Err(Error::InvalidCredentials("tenant, log-in name and password are required".into()));
+        return Err(Error::InvalidCredentials(
+            "tenant, log-in name and password are required".into(),
+        ));
     }
     let acct_key = format!("acct:{tenant_code}:{}", login.to_lowercase());
     let ip_key = format!("ip:{}", ip.unwrap_or("unknown"));
@@ -73,7 +82,9 @@ pub async fn login(app: &App, req: &LoginRequest, ip: Option<&str>, user_agent: 
     }
     let (Some(tenant), Some(acct)) = (tenant, matched) else {
         store::record_failures(&app.db, &[acct_key, ip_key]).await?;
-        return Err(Error::InvalidCredentials("wrong tenant, log-in name or password".into()));
+        return Err(Error::InvalidCredentials(
+            "wrong tenant, log-in name or password".into(),
+        ));
     };
     store::clear_failures(&app.db, &acct_key).await?;
 
@@ -81,7 +92,17 @@ pub async fn login(app: &App, req: &LoginRequest, ip: Option<&str>, user_agent: 
     let csrf = random_token(24);
     let mut tx = app.db.begin().await?;
     let expires = now_ms() + app.settings.session_idle_ms;
-    let session_id = store::create_session(&mut tx, tenant.id, acct.id, &sha256_hex(token.as_bytes()), &csrf, ip, user_agent, expires).await?;
+    let session_id = store::create_session(
+        &mut tx,
+        tenant.id,
+        acct.id,
+        &sha256_hex(token.as_bytes()),
+        &csrf,
+        ip,
+        user_agent,
+        expires,
+    )
+    .await?;
     let actor = Actor {
         tenant_id: tenant.id,
         person_id: Some(acct.id),
@@ -89,9 +110,24 @@ pub async fn login(app: &App, req: &LoginRequest, ip: Option<&str>, user_agent: 
         ip: ip.map(str::to_string),
         request_id: None,
     };
-    audit::append(&mut tx, &actor, &[Change::new("login", "session", session_id)]).await?;
+    audit::append(
+        &mut tx,
+        &actor,
+        &[Change::new("login", "session", session_id)],
+    )
+    .await?;
     tx.commit().await?;
-    let principal = principal_for(app, tenant.id, acct.id, AuthVia::Session { session_id, csrf_token: csrf.clone() }, None).await?;
+    let principal = principal_for(
+        app,
+        tenant.id,
+        acct.id,
+        AuthVia::Session {
+            session_id,
+            csrf_token: csrf.clone(),
+        },
+        None,
+    )
+    .await?;
     Ok(LoggedIn {
         session_token: token,
         csrf_token: csrf,
@@ -100,12 +136,20 @@ pub async fn login(app: &App, req: &LoginRequest, ip: Option<&str>, user_agent: 
 }
 
 /// Build the principal for a person in a tenant.
-pub async fn principal_for(app: &App, tenant_id: i64, person_id: i64, via: AuthVia, scopes: Option<&[String]>) -> Result<Principal> {
+pub async fn principal_for(
+    app: &App,
+    tenant_id: i64,
+    person_id: i64,
+    via: AuthVia,
+    scopes: Option<&[String]>,
+) -> Result<Principal> {
     let acct = store::account_by_id(&app.db, tenant_id, person_id)
         .await?
         .filter(|a| a.active)
         .ok_or(Error::Unauthenticated)?;
-    let tenant = crate::directory::store::tenant(&app.db, tenant_id).await?.ok_or(Error::Unauthenticated)?;
+    let tenant = crate::directory::store::tenant(&app.db, tenant_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
     let mut grants = store::grants(&app.db, tenant_id, person_id).await?;
     if acct.platform_admin {
         grants = all_grants();
@@ -130,7 +174,10 @@ pub async fn principal_for(app: &App, tenant_id: i64, person_id: i64, via: AuthV
 }
 
 fn all_grants() -> BTreeMap<String, Vec<Scope>> {
-    PERMISSIONS.iter().map(|(k, _)| (k.to_string(), vec![Scope::All])).collect()
+    PERMISSIONS
+        .iter()
+        .map(|(k, _)| (k.to_string(), vec![Scope::All]))
+        .collect()
 }
 
 /// Resolve a session cookie.
@@ -147,7 +194,17 @@ pub async fn principal_from_session(app: &App, token: &str) -> Result<Principal>
     if now - s.last_seen_at > 60_000 {
         store::touch_session(&app.db, s.id, now + app.settings.session_idle_ms).await?;
     }
-    principal_for(app, s.tenant_id, s.person_id, AuthVia::Session { session_id: s.id, csrf_token: s.csrf_token }, None).await
+    principal_for(
+        app,
+        s.tenant_id,
+        s.person_id,
+        AuthVia::Session {
+            session_id: s.id,
+            csrf_token: s.csrf_token,
+        },
+        None,
+    )
+    .await
 }
 
 /// Resolve a bearer API token.
@@ -162,7 +219,14 @@ pub async fn principal_from_token(app: &App, token: &str) -> Result<Principal> {
     if t.last_used_at.is_none_or(|u| now - u > 60_000) {
         store::touch_token(&app.db, t.id).await?;
     }
-    let mut p = principal_for(app, t.tenant_id, t.person_id, AuthVia::Token { token_id: t.id }, Some(&t.scopes)).await?;
+    let mut p = principal_for(
+        app,
+        t.tenant_id,
+        t.person_id,
+        AuthVia::Token { token_id: t.id },
+        Some(&t.scopes),
+    )
+    .await?;
     // A token cannot be used to change the password of its owner; nor is it blocked by a pending change.
     p.must_change_password = false;
     Ok(p)
@@ -171,9 +235,13 @@ pub async fn principal_from_token(app: &App, token: &str) -> Result<Principal> {
 /// Platform admins may act in another tenant with full rights there.
 pub async fn switch_tenant(app: &App, p: Principal, code: &str) -> Result<Principal> {
     if !p.platform_admin {
-        return Err(Error::Forbidden("only platform admins may act in another tenant".into()));
+        return Err(Error::Forbidden(
+            "only platform admins may act in another tenant".into(),
+        ));
     }
-    let t = store::tenant_by_code(&app.db, &code.to_lowercase()).await?.ok_or(Error::NotFound("tenant"))?;
+    let t = store::tenant_by_code(&app.db, &code.to_lowercase())
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
     Ok(Principal {
         tenant_id: t.id,
         tenant_code: t.code,
@@ -184,7 +252,8 @@ pub async fn switch_tenant(app: &App, p: Principal, code: &str) -> Result<Princi
 }
 
 pub async fn me(app: &App, p: &Principal) -> Result<Me> {
-    let person = crate::directory::service::get_person_unscoped(app, p.tenant_id, p.person_id).await?;
+    let person =
+        crate::directory::service::get_person_unscoped(app, p.tenant_id, p.person_id).await?;
     Ok(Me {
         id: p.person_id,
         name: p.name.clone(),
@@ -214,13 +283,20 @@ pub async fn logout(app: &App, p: &Principal) -> Result<()> {
 pub async fn logout_everywhere(app: &App, p: &Principal) -> Result<u64> {
     let mut tx = app.db.begin().await?;
     let n = store::delete_sessions_of(&mut tx, p.tenant_id, p.person_id, None).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("logout_all", "person", p.person_id)]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("logout_all", "person", p.person_id)],
+    )
+    .await?;
     tx.commit().await?;
     Ok(n)
 }
 
 pub async fn change_password(app: &App, p: &Principal, req: &ChangePassword) -> Result<()> {
-    let acct = store::account_by_id(&app.db, p.tenant_id, p.person_id).await?.ok_or(Error::Unauthenticated)?;
+    let acct = store::account_by_id(&app.db, p.tenant_id, p.person_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
     let ok = match &acct.password_hash {
         Some(h) => password::verify(req.current_password.clone(), h.clone()).await,
         None => false,
@@ -229,7 +305,10 @@ pub async fn change_password(app: &App, p: &Principal, req: &ChangePassword) -> 
         return Err(Error::validation("current_password", "is wrong"));
     }
     if req.new_password == req.current_password {
-        return Err(Error::validation("new_password", "must differ from the current password"));
+        return Err(Error::validation(
+            "new_password",
+            "must differ from the current password",
+        ));
     }
     password::check_policy(&req.new_password)?;
     let hash = password::hash(req.new_password.clone()).await?;
@@ -240,18 +319,34 @@ pub async fn change_password(app: &App, p: &Principal, req: &ChangePassword) -> 
         AuthVia::Token { .. } => None,
     };
     store::delete_sessions_of(&mut tx, p.tenant_id, p.person_id, keep).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("change_password", "person", p.person_id)]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("change_password", "person", p.person_id)],
+    )
+    .await?;
     tx.commit().await
 }
 
 /// Set a password as an administrator or at setup; the owner must change it at next log-in.
-pub async fn set_initial_password(app: &App, actor: &Actor, person_id: i64, new_password: &str, must_change: bool) -> Result<()> {
+pub async fn set_initial_password(
+    app: &App,
+    actor: &Actor,
+    person_id: i64,
+    new_password: &str,
+    must_change: bool,
+) -> Result<()> {
     password::check_policy(new_password)?;
     let hash = password::hash(new_password.to_string()).await?;
     let mut tx = app.db.begin().await?;
     store::set_password(&mut tx, actor.tenant_id, person_id, &hash, must_change).await?;
     store::delete_sessions_of(&mut tx, actor.tenant_id, person_id, None).await?;
-    audit::append(&mut tx, actor, &[Change::new("set_password", "person", person_id)]).await?;
+    audit::append(
+        &mut tx,
+        actor,
+        &[Change::new("set_password", "person", person_id)],
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -272,7 +367,11 @@ fn token_info(t: &store::TokenRow) -> TokenInfo {
 
 pub async fn list_tokens(app: &App, p: &Principal) -> Result<Vec<TokenInfo>> {
     super::authorize(p, "tokens.manage")?;
-    Ok(store::tokens_of(&app.db, p.tenant_id, p.person_id).await?.iter().map(token_info).collect())
+    Ok(store::tokens_of(&app.db, p.tenant_id, p.person_id)
+        .await?
+        .iter()
+        .map(token_info)
+        .collect())
 }
 
 pub async fn create_token(app: &App, p: &Principal, req: &NewToken) -> Result<CreatedToken> {
@@ -286,29 +385,53 @@ pub async fn create_token(app: &App, p: &Principal, req: &NewToken) -> Result<Cr
     }
     for s in &req.scopes {
         if !is_permission(s) {
-            return Err(Error::validation("scopes", format!("unknown permission {s}")));
+            return Err(Error::validation(
+                "scopes",
+                format!("unknown permission {s}"),
+            ));
         }
         if !p.grants.contains_key(s) {
-            return Err(Error::validation("scopes", format!("you do not hold {s}, so a token cannot either")));
+            return Err(Error::validation(
+                "scopes",
+                format!("you do not hold {s}, so a token cannot either"),
+            ));
         }
     }
     let expires_at = match req.expires_in_days {
-        Some(d) if !(1..=3650).contains(&d) => return Err(Error::validation("expires_in_days", "must be between 1 and 3650")),
+        Some(d) if !(1..=3650).contains(&d) => {
+            return Err(Error::validation(
+                "expires_in_days",
+                "must be between 1 and 3650",
+            ))
+        }
         Some(d) => Some(now_ms() + d * 24 * 3600 * 1000),
         None => None,
     };
     let prefix = random_token(6).chars().take(8).collect::<String>();
     let secret = format!("xt_{prefix}_{}", random_token(32));
     let mut tx = app.db.begin().await?;
-    let id = store::create_token(&mut tx, p.tenant_id, p.person_id, name, &prefix, &sha256_hex(secret.as_bytes()), &req.scopes, expires_at).await?;
+    let id = store::create_token(
+        &mut tx,
+        p.tenant_id,
+        p.person_id,
+        name,
+        &prefix,
+        &sha256_hex(secret.as_bytes()),
+        &req.scopes,
+        expires_at,
+    )
+    .await?;
     audit::append(
         &mut tx,
         &p.actor(),
-        &[Change::new("create", "api_token", id).after(serde_json::json!({"name": name, "scopes": req.scopes, "prefix": prefix}))],
+        &[Change::new("create", "api_token", id)
+            .after(serde_json::json!({"name": name, "scopes": req.scopes, "prefix": prefix}))],
     )
     .await?;
     tx.commit().await?;
-    let row = store::token_by_id(&app.db, p.tenant_id, id).await?.ok_or(Error::NotFound("token"))?;
+    let row = store::token_by_id(&app.db, p.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("token"))?;
     Ok(CreatedToken {
         token: secret,
         item: token_info(&row),
@@ -323,7 +446,12 @@ pub async fn revoke_token(app: &App, p: &Principal, id: i64) -> Result<()> {
         .ok_or(Error::NotFound("token"))?;
     let mut tx = app.db.begin().await?;
     store::revoke_token(&mut tx, p.tenant_id, t.id).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("revoke", "api_token", t.id)]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("revoke", "api_token", t.id)],
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -353,23 +481,39 @@ pub fn permissions() -> Vec<PermissionInfo> {
 
 pub async fn list_roles(app: &App, p: &Principal) -> Result<Vec<Role>> {
     super::authorize(p, "roles.read")?;
-    Ok(store::roles(&app.db, p.tenant_id).await?.into_iter().map(role_out).collect())
+    Ok(store::roles(&app.db, p.tenant_id)
+        .await?
+        .into_iter()
+        .map(role_out)
+        .collect())
 }
 
 fn check_role_fields(p: &Principal, name: &str, perms: &[String], scope: Scope) -> Result<()> {
     let mut errs = vec![];
     if name.trim().is_empty() || name.chars().count() > 100 {
-        errs.push(crate::error::FieldError::new("name", "must be 1 to 100 characters"));
+        errs.push(crate::error::FieldError::new(
+            "name",
+            "must be 1 to 100 characters",
+        ));
     }
     for perm in perms {
         if !is_permission(perm) {
-            errs.push(crate::error::FieldError::new("permissions", format!("unknown permission {perm}")));
+            errs.push(crate::error::FieldError::new(
+                "permissions",
+                format!("unknown permission {perm}"),
+            ));
         } else if perm == "tenants.manage" && !p.platform_admin {
-            errs.push(crate::error::FieldError::new("permissions", "tenants.manage is reserved for platform admins"));
+            errs.push(crate::error::FieldError::new(
+                "permissions",
+                "tenants.manage is reserved for platform admins",
+            ));
         }
     }
     if scope == Scope::All && !p.platform_admin {
-        errs.push(crate::error::FieldError::new("scope", "scope all is reserved for platform admins"));
+        errs.push(crate::error::FieldError::new(
+            "scope",
+            "scope all is reserved for platform admins",
+        ));
     }
     if errs.is_empty() {
         Ok(())
@@ -381,18 +525,44 @@ fn check_role_fields(p: &Principal, name: &str, perms: &[String], scope: Scope) 
 pub async fn create_role(app: &App, p: &Principal, req: &NewRole) -> Result<Role> {
     super::authorize(p, "roles.manage")?;
     let key = req.key.trim().to_lowercase();
-    let key_ok = (2..=64).contains(&key.len()) && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let key_ok = (2..=64).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !key_ok {
-        return Err(Error::validation("key", "must be 2 to 64 characters of a-z, 0-9 and _"));
+        return Err(Error::validation(
+            "key",
+            "must be 2 to 64 characters of a-z, 0-9 and _",
+        ));
     }
     check_role_fields(p, &req.name, &req.permissions, req.scope)?;
     let mut tx = app.db.begin().await?;
-    if store::role_by_key(&mut tx, p.tenant_id, &key).await?.is_some() {
-        return Err(Error::Conflict(format!("a role with key {key} already exists")));
+    if store::role_by_key(&mut tx, p.tenant_id, &key)
+        .await?
+        .is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "a role with key {key} already exists"
+        )));
     }
-    let id = store::insert_role(&mut tx, p.tenant_id, &key, req.name.trim(), &req.permissions, req.scope).await?;
-    let role = store::role(&mut tx, p.tenant_id, id).await?.ok_or(Error::NotFound("role"))?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("create", "role", id).after(role_out(role.clone()))]).await?;
+    let id = store::insert_role(
+        &mut tx,
+        p.tenant_id,
+        &key,
+        req.name.trim(),
+        &req.permissions,
+        req.scope,
+    )
+    .await?;
+    let role = store::role(&mut tx, p.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("role"))?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("create", "role", id).after(role_out(role.clone()))],
+    )
+    .await?;
     tx.commit().await?;
     Ok(role_out(role))
 }
@@ -400,20 +570,31 @@ pub async fn create_role(app: &App, p: &Principal, req: &NewRole) -> Result<Role
 pub async fn update_role(app: &App, p: &Principal, id: i64, req: &RolePatch) -> Result<Role> {
     super::authorize(p, "roles.manage")?;
     let mut tx = app.db.begin().await?;
-    let before = store::role(&mut tx, p.tenant_id, id).await?.ok_or(Error::NotFound("role"))?;
+    let before = store::role(&mut tx, p.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("role"))?;
     if before.builtin {
-        return Err(Error::Conflict("built-in roles cannot be changed; create a custom role instead".into()));
+        return Err(Error::Conflict(
+            "built-in roles cannot be changed; create a custom role instead".into(),
+        ));
     }
     let name = req.name.clone().unwrap_or_else(|| before.name.clone());
-    let perms = req.permissions.clone().unwrap_or_else(|| before.permissions.clone());
+    let perms = req
+        .permissions
+        .clone()
+        .unwrap_or_else(|| before.permissions.clone());
     let scope = req.scope.unwrap_or(before.scope);
     check_role_fields(p, &name, &perms, scope)?;
     store::update_role(&mut tx, p.tenant_id, id, name.trim(), &perms, scope).await?;
-    let after = store::role(&mut tx, p.tenant_id, id).await?.ok_or(Error::NotFound("role"))?;
+    let after = store::role(&mut tx, p.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("role"))?;
     audit::append(
         &mut tx,
         &p.actor(),
-        &[Change::new("update", "role", id).before(role_out(before)).after(role_out(after.clone()))],
+        &[Change::new("update", "role", id)
+            .before(role_out(before))
+            .after(role_out(after.clone()))],
     )
     .await?;
     tx.commit().await?;
@@ -423,11 +604,18 @@ pub async fn update_role(app: &App, p: &Principal, id: i64, req: &RolePatch) -> 
 pub async fn delete_role(app: &App, p: &Principal, id: i64) -> Result<()> {
     super::authorize(p, "roles.manage")?;
     let mut tx = app.db.begin().await?;
-    let before = store::role(&mut tx, p.tenant_id, id).await?.ok_or(Error::NotFound("role"))?;
+    let before = store::role(&mut tx, p.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("role"))?;
     if before.builtin {
         return Err(Error::Conflict("built-in roles cannot be deleted".into()));
     }
     store::delete_role(&mut tx, p.tenant_id, id).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("delete", "role", id).before(role_out(before))]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("delete", "role", id).before(role_out(before))],
+    )
+    .await?;
     tx.commit().await
 }

@@ -37,7 +37,8 @@ pub struct Account {
     pub platform_admin: bool,
 }
 
-const ACCOUNT_COLS: &str = "id, name, kind, password_hash, active, must_change_password, platform_admin";
+const ACCOUNT_COLS: &str =
+    "id, name, kind, password_hash, active, must_change_password, platform_admin";
 
 fn account(r: &sqlx::any::AnyRow) -> Result<Account> {
     Ok(Account {
@@ -53,7 +54,12 @@ fn account(r: &sqlx::any::AnyRow) -> Result<Account> {
 
 /// Accounts matching a log-in name: username, e-mail, phone (by blind index)
 /// or student/staff number.
-pub async fn accounts_for_login(db: &Db, tenant_id: i64, login: &str, phone_index: Option<&str>) -> Result<Vec<Account>> {
+pub async fn accounts_for_login(
+    db: &Db,
+    tenant_id: i64,
+    login: &str,
+    phone_index: Option<&str>,
+) -> Result<Vec<Account>> {
     let lower = login.to_lowercase();
     let mut sql = Sql::new(format!(
         "SELECT {ACCOUNT_COLS} FROM people WHERE tenant_id = ? AND (username = ? OR email = ? OR number = ?"
@@ -71,9 +77,11 @@ pub async fn accounts_for_login(db: &Db, tenant_id: i64, login: &str, phone_inde
 
 pub async fn account_by_id(db: &Db, tenant_id: i64, id: i64) -> Result<Option<Account>> {
     db.fetch_optional(
-        &Sql::new(format!("SELECT {ACCOUNT_COLS} FROM people WHERE tenant_id = ? AND id = ?"))
-            .bind(tenant_id)
-            .bind(id),
+        &Sql::new(format!(
+            "SELECT {ACCOUNT_COLS} FROM people WHERE tenant_id = ? AND id = ?"
+        ))
+        .bind(tenant_id)
+        .bind(id),
     )
     .await?
     .as_ref()
@@ -81,7 +89,13 @@ pub async fn account_by_id(db: &Db, tenant_id: i64, id: i64) -> Result<Option<Ac
     .transpose()
 }
 
-pub async fn set_password(tx: &mut Tx, tenant_id: i64, person_id: i64, hash: &str, must_change: bool) -> Result<()> {
+pub async fn set_password(
+    tx: &mut Tx,
+    tenant_id: i64,
+    person_id: i64,
+    hash: &str,
+    must_change: bool,
+) -> Result<()> {
     tx.execute(
         &Sql::new("UPDATE people SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
             .bind(hash)
@@ -167,11 +181,17 @@ pub async fn touch_session(db: &Db, id: i64, expires_at: i64) -> Result<()> {
 }
 
 pub async fn delete_session(db: &Db, id: i64) -> Result<()> {
-    db.execute(&Sql::new("DELETE FROM sessions WHERE id = ?").bind(id)).await?;
+    db.execute(&Sql::new("DELETE FROM sessions WHERE id = ?").bind(id))
+        .await?;
     Ok(())
 }
 
-pub async fn delete_sessions_of(tx: &mut Tx, tenant_id: i64, person_id: i64, except: Option<i64>) -> Result<u64> {
+pub async fn delete_sessions_of(
+    tx: &mut Tx,
+    tenant_id: i64,
+    person_id: i64,
+    except: Option<i64>,
+) -> Result<u64> {
     tx.execute(
         &Sql::new("DELETE FROM sessions WHERE tenant_id = ? AND person_id = ? AND id <> ?")
             .bind(tenant_id)
@@ -183,7 +203,9 @@ pub async fn delete_sessions_of(tx: &mut Tx, tenant_id: i64, person_id: i64, exc
 
 pub async fn prune_sessions(db: &Db) -> Result<u64> {
     let now = now_ms();
-    let n = db.execute(&Sql::new("DELETE FROM sessions WHERE expires_at < ?").bind(now)).await?;
+    let n = db
+        .execute(&Sql::new("DELETE FROM sessions WHERE expires_at < ?").bind(now))
+        .await?;
     db.execute(&Sql::new("DELETE FROM login_failures WHERE at < ?").bind(now - 24 * 3600 * 1000))
         .await?;
     Ok(n)
@@ -217,7 +239,11 @@ pub async fn ensure_builtin_roles(tx: &mut Tx, tenant_id: i64) -> Result<()> {
 }
 
 /// Permission → scopes, from all of a person's roles.
-pub async fn grants(db: &Db, tenant_id: i64, person_id: i64) -> Result<BTreeMap<String, Vec<Scope>>> {
+pub async fn grants(
+    db: &Db,
+    tenant_id: i64,
+    person_id: i64,
+) -> Result<BTreeMap<String, Vec<Scope>>> {
     let rows = db
         .fetch_all(
             &Sql::new("SELECT r.permissions, r.scope FROM person_roles pr JOIN roles r ON r.id = pr.role_id WHERE pr.tenant_id = ? AND pr.person_id = ?")
@@ -300,18 +326,25 @@ pub async fn create_token(
 }
 
 pub async fn token_by_hash(db: &Db, token_hash: &str) -> Result<Option<TokenRow>> {
-    db.fetch_optional(&Sql::new(format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = ?")).bind(token_hash))
-        .await?
-        .as_ref()
-        .map(token_row)
-        .transpose()
+    db.fetch_optional(
+        &Sql::new(format!(
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = ?"
+        ))
+        .bind(token_hash),
+    )
+    .await?
+    .as_ref()
+    .map(token_row)
+    .transpose()
 }
 
 pub async fn token_by_id(db: &Db, tenant_id: i64, id: i64) -> Result<Option<TokenRow>> {
     db.fetch_optional(
-        &Sql::new(format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE tenant_id = ? AND id = ?"))
-            .bind(tenant_id)
-            .bind(id),
+        &Sql::new(format!(
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE tenant_id = ? AND id = ?"
+        ))
+        .bind(tenant_id)
+        .bind(id),
     )
     .await?
     .as_ref()
@@ -343,8 +376,12 @@ pub async fn revoke_token(tx: &mut Tx, tenant_id: i64, id: i64) -> Result<()> {
 }
 
 pub async fn touch_token(db: &Db, id: i64) -> Result<()> {
-    db.execute(&Sql::new("UPDATE api_tokens SET last_used_at = ? WHERE id = ?").bind(now_ms()).bind(id))
-        .await?;
+    db.execute(
+        &Sql::new("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(id),
+    )
+    .await?;
     Ok(())
 }
 
@@ -365,8 +402,12 @@ pub async fn failures_since(db: &Db, key: &str, since_ms: i64) -> Result<(i64, O
 pub async fn record_failures(db: &Db, keys: &[String]) -> Result<()> {
     let mut tx = db.begin().await?;
     for k in keys {
-        tx.execute(&Sql::new("INSERT INTO login_failures (throttle_key, at) VALUES (?, ?)").bind(k.as_str()).bind(now_ms()))
-            .await?;
+        tx.execute(
+            &Sql::new("INSERT INTO login_failures (throttle_key, at) VALUES (?, ?)")
+                .bind(k.as_str())
+                .bind(now_ms()),
+        )
+        .await?;
     }
     tx.commit().await
 }
@@ -404,30 +445,52 @@ const ROLE_SELECT: &str = "SELECT r.id, r.role_key, r.name, r.builtin, r.permiss
     (SELECT COUNT(*) FROM person_roles pr WHERE pr.role_id = r.id) AS member_count FROM roles r";
 
 pub async fn roles(db: &Db, tenant_id: i64) -> Result<Vec<RoleRow>> {
-    db.fetch_all(&Sql::new(format!("{ROLE_SELECT} WHERE r.tenant_id = ? ORDER BY r.builtin DESC, r.id")).bind(tenant_id))
-        .await?
-        .iter()
-        .map(role_row)
-        .collect()
+    db.fetch_all(
+        &Sql::new(format!(
+            "{ROLE_SELECT} WHERE r.tenant_id = ? ORDER BY r.builtin DESC, r.id"
+        ))
+        .bind(tenant_id),
+    )
+    .await?
+    .iter()
+    .map(role_row)
+    .collect()
 }
 
 pub async fn role(tx: &mut Tx, tenant_id: i64, id: i64) -> Result<Option<RoleRow>> {
-    tx.fetch_optional(&Sql::new(format!("{ROLE_SELECT} WHERE r.tenant_id = ? AND r.id = ?")).bind(tenant_id).bind(id))
-        .await?
-        .as_ref()
-        .map(role_row)
-        .transpose()
+    tx.fetch_optional(
+        &Sql::new(format!("{ROLE_SELECT} WHERE r.tenant_id = ? AND r.id = ?"))
+            .bind(tenant_id)
+            .bind(id),
+    )
+    .await?
+    .as_ref()
+    .map(role_row)
+    .transpose()
 }
 
 pub async fn role_by_key(tx: &mut Tx, tenant_id: i64, key: &str) -> Result<Option<RoleRow>> {
-    tx.fetch_optional(&Sql::new(format!("{ROLE_SELECT} WHERE r.tenant_id = ? AND r.role_key = ?")).bind(tenant_id).bind(key))
-        .await?
-        .as_ref()
-        .map(role_row)
-        .transpose()
+    tx.fetch_optional(
+        &Sql::new(format!(
+            "{ROLE_SELECT} WHERE r.tenant_id = ? AND r.role_key = ?"
+        ))
+        .bind(tenant_id)
+        .bind(key),
+    )
+    .await?
+    .as_ref()
+    .map(role_row)
+    .transpose()
 }
 
-pub async fn insert_role(tx: &mut Tx, tenant_id: i64, key: &str, name: &str, perms: &[String], scope: Scope) -> Result<i64> {
+pub async fn insert_role(
+    tx: &mut Tx,
+    tenant_id: i64,
+    key: &str,
+    name: &str,
+    perms: &[String],
+    scope: Scope,
+) -> Result<i64> {
     tx.insert_id(
         &Sql::new("INSERT INTO roles (tenant_id, role_key, name, builtin, permissions, scope, created_at) VALUES (?, ?, ?, 0, ?, ?, ?)")
             .bind(tenant_id)
@@ -440,24 +503,41 @@ pub async fn insert_role(tx: &mut Tx, tenant_id: i64, key: &str, name: &str, per
     .await
 }
 
-pub async fn update_role(tx: &mut Tx, tenant_id: i64, id: i64, name: &str, perms: &[String], scope: Scope) -> Result<()> {
+pub async fn update_role(
+    tx: &mut Tx,
+    tenant_id: i64,
+    id: i64,
+    name: &str,
+    perms: &[String],
+    scope: Scope,
+) -> Result<()> {
     tx.execute(
-        &Sql::new("UPDATE roles SET name = ?, permissions = ?, scope = ? WHERE tenant_id = ? AND id = ?")
-            .bind(name)
-            .bind(serde_json::to_string(perms).unwrap_or_default())
-            .bind(scope.as_str())
-            .bind(tenant_id)
-            .bind(id),
+        &Sql::new(
+            "UPDATE roles SET name = ?, permissions = ?, scope = ? WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(name)
+        .bind(serde_json::to_string(perms).unwrap_or_default())
+        .bind(scope.as_str())
+        .bind(tenant_id)
+        .bind(id),
     )
     .await?;
     Ok(())
 }
 
 pub async fn delete_role(tx: &mut Tx, tenant_id: i64, id: i64) -> Result<()> {
-    tx.execute(&Sql::new("DELETE FROM person_roles WHERE tenant_id = ? AND role_id = ?").bind(tenant_id).bind(id))
-        .await?;
-    tx.execute(&Sql::new("DELETE FROM roles WHERE tenant_id = ? AND id = ?").bind(tenant_id).bind(id))
-        .await?;
+    tx.execute(
+        &Sql::new("DELETE FROM person_roles WHERE tenant_id = ? AND role_id = ?")
+            .bind(tenant_id)
+            .bind(id),
+    )
+    .await?;
+    tx.execute(
+        &Sql::new("DELETE FROM roles WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id)
+            .bind(id),
+    )
+    .await?;
     Ok(())
 }
 
@@ -473,7 +553,12 @@ pub async fn role_ids_of(tx: &mut Tx, tenant_id: i64, person_id: i64) -> Result<
     .collect()
 }
 
-pub async fn set_person_roles(tx: &mut Tx, tenant_id: i64, person_id: i64, role_ids: &[i64]) -> Result<()> {
+pub async fn set_person_roles(
+    tx: &mut Tx,
+    tenant_id: i64,
+    person_id: i64,
+    role_ids: &[i64],
+) -> Result<()> {
     tx.execute(
         &Sql::new("DELETE FROM person_roles WHERE tenant_id = ? AND person_id = ?")
             .bind(tenant_id)
@@ -492,14 +577,22 @@ pub async fn set_person_roles(tx: &mut Tx, tenant_id: i64, person_id: i64, role_
     Ok(())
 }
 
-pub async fn grant_role_by_key(tx: &mut Tx, tenant_id: i64, person_id: i64, key: &str) -> Result<()> {
+pub async fn grant_role_by_key(
+    tx: &mut Tx,
+    tenant_id: i64,
+    person_id: i64,
+    key: &str,
+) -> Result<()> {
     let role = role_by_key(tx, tenant_id, key).await?;
     if let Some(r) = role {
         tx.execute(
-            &Sql::new(crate::db::insert_ignore(tx.backend(), "person_roles (tenant_id, person_id, role_id) VALUES (?, ?, ?)"))
-                .bind(tenant_id)
-                .bind(person_id)
-                .bind(r.id),
+            &Sql::new(crate::db::insert_ignore(
+                tx.backend(),
+                "person_roles (tenant_id, person_id, role_id) VALUES (?, ?, ?)",
+            ))
+            .bind(tenant_id)
+            .bind(person_id)
+            .bind(r.id),
         )
         .await?;
     }

@@ -2,8 +2,8 @@
 //! per backend, applied in order and recorded in `schema_migrations`.
 
 use super::{Backend, Db, Sql};
-use crate::error::Result;
 use crate::db::RowExt;
+use crate::error::Result;
 
 pub struct Migration {
     pub version: i64,
@@ -50,7 +50,9 @@ async fn ensure_table(db: &Db) -> Result<()> {
 
 async fn applied(db: &Db) -> Result<Vec<i64>> {
     let rows = db
-        .fetch_all(&Sql::new("SELECT version FROM schema_migrations ORDER BY version"))
+        .fetch_all(&Sql::new(
+            "SELECT version FROM schema_migrations ORDER BY version",
+        ))
         .await?;
     rows.iter().map(|r| r.i64("version")).collect()
 }
@@ -80,10 +82,12 @@ pub async fn migrate(db: &Db) -> Result<Vec<i64>> {
         let mut tx = db.begin().await?;
         let claim = tx
             .execute(
-                &Sql::new("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(super::now_ms()),
+                &Sql::new(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                )
+                .bind(m.version)
+                .bind(m.name)
+                .bind(super::now_ms()),
             )
             .await;
         if let Err(e) = claim {

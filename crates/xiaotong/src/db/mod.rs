@@ -58,7 +58,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("backend", &self.backend).finish()
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -73,7 +75,10 @@ impl Db {
                     if let Some(parent) = std::path::Path::new(&path).parent() {
                         if !parent.as_os_str().is_empty() {
                             std::fs::create_dir_all(parent).map_err(|e| {
-                                Error::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                                Error::Unavailable(format!(
+                                    "cannot create {}: {e}",
+                                    parent.display()
+                                ))
                             })?;
                         }
                     }
@@ -94,7 +99,11 @@ impl Db {
                 };
                 let write = opts().max_connections(1).connect(&url).await?;
                 let read = opts().max_connections(8).connect(&url).await?;
-                Ok(Db { backend, read, write })
+                Ok(Db {
+                    backend,
+                    read,
+                    write,
+                })
             }
             Backend::Postgres | Backend::MySql => {
                 let mut opts = AnyPoolOptions::new()
@@ -163,7 +172,9 @@ impl Db {
 }
 
 fn sqlite_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         None
@@ -193,7 +204,11 @@ impl Tx {
 
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64> {
         let text = sql.text_for(self.backend);
-        Ok(sql.query(&text).execute(&mut *self.inner).await?.rows_affected())
+        Ok(sql
+            .query(&text)
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected())
     }
 
     pub async fn fetch_all(&mut self, sql: &Sql) -> Result<Vec<AnyRow>> {
@@ -224,7 +239,9 @@ impl Tx {
             Some(id) => Ok(id),
             None => {
                 // Same connection, same transaction: the id of this insert.
-                let row = sqlx::query("SELECT LAST_INSERT_ID()").fetch_one(&mut *self.inner).await?;
+                let row = sqlx::query("SELECT LAST_INSERT_ID()")
+                    .fetch_one(&mut *self.inner)
+                    .await?;
                 Ok(row.try_get::<i64, _>(0)?)
             }
         }
@@ -440,8 +457,12 @@ impl RowExt for AnyRow {
         Ok(self.try_get::<Option<i64>, _>(col)?)
     }
     fn str(&self, col: &str) -> Result<String> {
-        self.opt_str(col)?
-            .ok_or_else(|| Error::Db(sqlx::Error::ColumnDecode { index: col.to_string(), source: "unexpected NULL".into() }))
+        self.opt_str(col)?.ok_or_else(|| {
+            Error::Db(sqlx::Error::ColumnDecode {
+                index: col.to_string(),
+                source: "unexpected NULL".into(),
+            })
+        })
     }
     fn opt_str(&self, col: &str) -> Result<Option<String>> {
         match self.try_get::<Option<String>, _>(col) {
@@ -449,7 +470,9 @@ impl RowExt for AnyRow {
             // MySQL reports TEXT/LONGTEXT columns as BLOB through the Any driver.
             Err(sqlx::Error::ColumnDecode { .. }) => self
                 .try_get::<Option<Vec<u8>>, _>(col)?
-                .map(|b| String::from_utf8(b).map_err(|e| Error::Db(sqlx::Error::Decode(Box::new(e)))))
+                .map(|b| {
+                    String::from_utf8(b).map_err(|e| Error::Db(sqlx::Error::Decode(Box::new(e))))
+                })
                 .transpose(),
             Err(e) => Err(e.into()),
         }

@@ -28,15 +28,26 @@ pub fn routes() -> OpenApiRouter<App> {
 /// People, filtered and searched (name, pinyin, initials such as `zs`, phone, number).
 #[utoipa::path(get, path = "/api/v1/people", tag = "directory", params(PeopleQuery),
     responses((status = 200, body = Page<Person>), (status = 400, body = Problem)))]
-async fn list_people(State(app): State<App>, Auth(p): Auth, Q(q): Q<PeopleQuery>) -> Result<Json<Page<Person>>> {
+async fn list_people(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Q(q): Q<PeopleQuery>,
+) -> Result<Json<Page<Person>>> {
     Ok(Json(service::list_people(&app, &p, &q).await?))
 }
 
 /// Add a person.
 #[utoipa::path(post, path = "/api/v1/people", tag = "directory", request_body = PersonInput,
     responses((status = 201, body = Person), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_person(State(app): State<App>, Auth(p): Auth, Body(input): Body<PersonInput>) -> Result<(StatusCode, Json<Person>)> {
-    Ok((StatusCode::CREATED, Json(service::create_person(&app, &p, &input).await?)))
+async fn create_person(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(input): Body<PersonInput>,
+) -> Result<(StatusCode, Json<Person>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service::create_person(&app, &p, &input).await?),
+    ))
 }
 
 /// One person.
@@ -49,21 +60,35 @@ async fn get_person(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Result
 /// Change a person.
 #[utoipa::path(patch, path = "/api/v1/people/{id}", tag = "directory", params(("id" = i64, Path)), request_body = PersonPatch,
     responses((status = 200, body = Person), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn update_person(State(app): State<App>, Auth(p): Auth, Id(id): Id, Body(patch): Body<PersonPatch>) -> Result<Json<Person>> {
+async fn update_person(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+    Body(patch): Body<PersonPatch>,
+) -> Result<Json<Person>> {
     Ok(Json(service::update_person(&app, &p, id, &patch).await?))
 }
 
 /// Deactivate a person (people are never deleted; history refers to them).
 #[utoipa::path(post, path = "/api/v1/people/{id}/deactivate", tag = "directory", params(("id" = i64, Path)),
     responses((status = 200, body = Person), (status = 404, body = Problem)))]
-async fn deactivate_person(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Result<Json<Person>> {
+async fn deactivate_person(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+) -> Result<Json<Person>> {
     Ok(Json(service::deactivate_person(&app, &p, id).await?))
 }
 
 /// Replace a person's roles.
 #[utoipa::path(put, path = "/api/v1/people/{id}/roles", tag = "roles", params(("id" = i64, Path)), request_body = SetRoles,
     responses((status = 200, body = Person), (status = 404, body = Problem)))]
-async fn set_roles(State(app): State<App>, Auth(p): Auth, Id(id): Id, Body(req): Body<SetRoles>) -> Result<Json<Person>> {
+async fn set_roles(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+    Body(req): Body<SetRoles>,
+) -> Result<Json<Person>> {
     Ok(Json(service::set_roles(&app, &p, id, &req).await?))
 }
 
@@ -94,26 +119,45 @@ async fn tags(State(app): State<App>, Auth(p): Auth) -> Result<Json<Items<NameRe
 /// Upload people as CSV or XLSX (multipart fields `file` and `mode`); processed in the background.
 #[utoipa::path(post, path = "/api/v1/imports/people", tag = "directory",
     responses((status = 202, body = ImportInfo), (status = 400, body = Problem)))]
-async fn submit_import(State(app): State<App>, Auth(p): Auth, mut mp: Multipart) -> Result<(StatusCode, Json<ImportInfo>)> {
+async fn submit_import(
+    State(app): State<App>,
+    Auth(p): Auth,
+    mut mp: Multipart,
+) -> Result<(StatusCode, Json<ImportInfo>)> {
     crate::auth::authorize(&p, "import.run")?;
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut mode = ImportMode::AllOrNothing;
-    while let Some(field) = mp.next_field().await.map_err(|e| Error::BadRequest(format!("bad multipart body: {e}")))? {
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| Error::BadRequest(format!("bad multipart body: {e}")))?
+    {
         match field.name() {
             Some("file") => {
                 let name = field.file_name().unwrap_or("upload.csv").to_string();
-                let bytes = field.bytes().await.map_err(|e| Error::BadRequest(format!("cannot read the file: {e}")))?;
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::BadRequest(format!("cannot read the file: {e}")))?;
                 file = Some((name, bytes.to_vec()));
             }
             Some("mode") => {
-                let m = field.text().await.map_err(|e| Error::BadRequest(e.to_string()))?;
-                mode = ImportMode::parse(m.trim()).ok_or_else(|| Error::validation("mode", "must be all_or_nothing or valid_rows_only"))?;
+                let m = field
+                    .text()
+                    .await
+                    .map_err(|e| Error::BadRequest(e.to_string()))?;
+                mode = ImportMode::parse(m.trim()).ok_or_else(|| {
+                    Error::validation("mode", "must be all_or_nothing or valid_rows_only")
+                })?;
             }
             _ => {}
         }
     }
     let (name, bytes) = file.ok_or_else(|| Error::validation("file", "no file uploaded"))?;
-    Ok((StatusCode::ACCEPTED, Json(import::submit(&app, &p.actor(), &name, bytes, mode).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(import::submit(&app, &p.actor(), &name, bytes, mode).await?),
+    ))
 }
 
 /// An import's progress and result, with errors per row and column.
@@ -135,6 +179,13 @@ async fn list_tenants(State(app): State<App>, Auth(p): Auth) -> Result<Json<Item
 /// Create a tenant (platform admins).
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "directory", request_body = NewTenant,
     responses((status = 201, body = Tenant), (status = 409, body = Problem)))]
-async fn create_tenant(State(app): State<App>, Auth(p): Auth, Body(req): Body<NewTenant>) -> Result<(StatusCode, Json<Tenant>)> {
-    Ok((StatusCode::CREATED, Json(service::create_tenant_api(&app, &p, &req).await?)))
+async fn create_tenant(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(req): Body<NewTenant>,
+) -> Result<(StatusCode, Json<Tenant>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service::create_tenant_api(&app, &p, &req).await?),
+    ))
 }

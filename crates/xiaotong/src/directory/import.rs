@@ -72,7 +72,9 @@ pub fn parse_file(file_name: &str, bytes: &[u8]) -> Result<Table> {
     } else if lower.ends_with(".csv") || lower.ends_with(".txt") || !bytes.contains(&0) {
         parse_csv(bytes)
     } else {
-        Err(Error::BadRequest("unsupported file type: upload .xlsx or .csv".into()))
+        Err(Error::BadRequest(
+            "unsupported file type: upload .xlsx or .csv".into(),
+        ))
     }
 }
 
@@ -83,12 +85,17 @@ fn parse_csv(bytes: &[u8]) -> Result<Table> {
         Err(_) => {
             let (cow, _, bad) = encoding_rs::GB18030.decode(bytes);
             if bad {
-                return Err(Error::BadRequest("the CSV file is neither UTF-8 nor GB18030 text".into()));
+                return Err(Error::BadRequest(
+                    "the CSV file is neither UTF-8 nor GB18030 text".into(),
+                ));
             }
             cow.into_owned()
         }
     };
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut rows = vec![];
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| Error::BadRequest(format!("CSV row {}: {e}", i + 1)))?;
@@ -117,7 +124,9 @@ fn parse_xlsx(bytes: &[u8]) -> Result<Table> {
                     Data::Empty => String::new(),
                     Data::String(s) => s.trim().to_string(),
                     // Phone numbers typed into Excel become numbers: print integers without ".0".
-                    Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+                    Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                        format!("{}", *f as i64)
+                    }
                     Data::Int(i) => i.to_string(),
                     other => other.to_string().trim().to_string(),
                 })
@@ -153,7 +162,11 @@ enum Field {
 }
 
 fn field_of(header: &str) -> Option<Field> {
-    let h = header.trim().trim_start_matches('*').to_lowercase().replace(' ', "");
+    let h = header
+        .trim()
+        .trim_start_matches('*')
+        .to_lowercase()
+        .replace(' ', "");
     Some(match h.as_str() {
         "类型" | "人员类型" | "kind" => Field::Kind,
         "学号工号" | "学号/工号" | "学号" | "工号" | "number" => Field::Number,
@@ -205,7 +218,11 @@ pub async fn run(
             cols.entry(f).or_insert(i);
         }
     }
-    let header_of = |f: Field| cols.get(&f).map(|i| table.headers[*i].clone()).unwrap_or_default();
+    let header_of = |f: Field| {
+        cols.get(&f)
+            .map(|i| table.headers[*i].clone())
+            .unwrap_or_default()
+    };
     let mut errors = vec![];
     for (f, label) in [(Field::Name, "姓名/name"), (Field::Kind, "类型/kind")] {
         if !cols.contains_key(&f) {
@@ -225,7 +242,10 @@ pub async fn run(
         });
     }
     let get = |row: &[String], f: Field| -> Option<String> {
-        cols.get(&f).and_then(|i| row.get(*i)).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        cols.get(&f)
+            .and_then(|i| row.get(*i))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
     };
 
     // 1. Validate every row on its own.
@@ -275,7 +295,9 @@ pub async fn run(
                         continue;
                     }
                 }
-                let parent_of = get(row, Field::ParentOf).map(|s| split_list(&s)).unwrap_or_default();
+                let parent_of = get(row, Field::ParentOf)
+                    .map(|s| split_list(&s))
+                    .unwrap_or_default();
                 if !parent_of.is_empty() && valid.record.kind != "parent" {
                     errors.push(RowError {
                         row: row_no,
@@ -288,7 +310,11 @@ pub async fn run(
                     row: row_no,
                     department: get(row, Field::Department),
                     class: get(row, Field::Class),
-                    tags: cols.contains_key(&Field::Tags).then(|| get(row, Field::Tags).map(|s| split_list(&s)).unwrap_or_default()),
+                    tags: cols.contains_key(&Field::Tags).then(|| {
+                        get(row, Field::Tags)
+                            .map(|s| split_list(&s))
+                            .unwrap_or_default()
+                    }),
                     parent_of,
                     password,
                     valid,
@@ -310,21 +336,32 @@ pub async fn run(
     let mut tx = app.db.begin().await?;
     let existing = store::existing_people(&mut tx, tenant_id, None).await?;
     tx.rollback().await?;
-    let by_number: HashMap<&str, &store::Existing> =
-        existing.iter().filter_map(|e| e.record.number.as_deref().map(|n| (n, e))).collect();
+    let by_number: HashMap<&str, &store::Existing> = existing
+        .iter()
+        .filter_map(|e| e.record.number.as_deref().map(|n| (n, e)))
+        .collect();
     let parents_by_phone: HashMap<&str, &store::Existing> = existing
         .iter()
         .filter(|e| e.record.kind == "parent" && e.record.number.is_none())
         .filter_map(|e| e.record.phone_index.as_deref().map(|p| (p, e)))
         .collect();
-    let by_username: HashMap<&str, i64> = existing.iter().filter_map(|e| e.record.username.as_deref().map(|u| (u, e.id))).collect();
-    let by_email: HashMap<&str, i64> = existing.iter().filter_map(|e| e.record.email.as_deref().map(|u| (u, e.id))).collect();
+    let by_username: HashMap<&str, i64> = existing
+        .iter()
+        .filter_map(|e| e.record.username.as_deref().map(|u| (u, e.id)))
+        .collect();
+    let by_email: HashMap<&str, i64> = existing
+        .iter()
+        .filter_map(|e| e.record.email.as_deref().map(|u| (u, e.id)))
+        .collect();
     let match_of = |p: &Planned| -> Option<&store::Existing> {
         match &p.valid.record.number {
             Some(n) => by_number.get(n.as_str()).copied(),
-            None if p.valid.record.kind == "parent" => {
-                p.valid.record.phone_index.as_deref().and_then(|ph| parents_by_phone.get(ph).copied())
-            }
+            None if p.valid.record.kind == "parent" => p
+                .valid
+                .record
+                .phone_index
+                .as_deref()
+                .and_then(|ph| parents_by_phone.get(ph).copied()),
             None => None,
         }
     };
@@ -339,48 +376,89 @@ pub async fn run(
     let mut bad_rows: HashSet<usize> = HashSet::new();
     for p in &planned {
         let mut err = |column: String, message: String| {
-            errors.push(RowError { row: p.row, column, message });
+            errors.push(RowError {
+                row: p.row,
+                column,
+                message,
+            });
             bad_rows.insert(p.row);
         };
         let me = match_of(p).map(|e| e.id);
         if let Some(n) = &p.valid.record.number {
             if let Some(first) = seen_number.insert(n.clone(), p.row) {
-                err(header_of(Field::Number), format!("number {n} also appears in row {first}"));
+                err(
+                    header_of(Field::Number),
+                    format!("number {n} also appears in row {first}"),
+                );
             }
         }
         if let Some(u) = &p.valid.record.username {
             if let Some(first) = seen_username.insert(u.clone(), p.row) {
-                err(header_of(Field::Username), format!("username {u} also appears in row {first}"));
-            } else if by_username.get(u.as_str()).is_some_and(|id| Some(*id) != me) {
-                err(header_of(Field::Username), format!("username {u} belongs to someone else"));
+                err(
+                    header_of(Field::Username),
+                    format!("username {u} also appears in row {first}"),
+                );
+            } else if by_username
+                .get(u.as_str())
+                .is_some_and(|id| Some(*id) != me)
+            {
+                err(
+                    header_of(Field::Username),
+                    format!("username {u} belongs to someone else"),
+                );
             }
         }
         if let Some(e) = &p.valid.record.email {
             if let Some(first) = seen_email.insert(e.clone(), p.row) {
-                err(header_of(Field::Email), format!("e-mail {e} also appears in row {first}"));
+                err(
+                    header_of(Field::Email),
+                    format!("e-mail {e} also appears in row {first}"),
+                );
             } else if by_email.get(e.as_str()).is_some_and(|id| Some(*id) != me) {
-                err(header_of(Field::Email), format!("e-mail {e} belongs to someone else"));
+                err(
+                    header_of(Field::Email),
+                    format!("e-mail {e} belongs to someone else"),
+                );
             }
         }
         if let Some(ex) = match_of(p) {
             if ex.record.kind != p.valid.record.kind {
                 err(
                     header_of(Field::Kind),
-                    format!("number {} belongs to a {} already", p.valid.record.number.clone().unwrap_or_default(), ex.record.kind),
+                    format!(
+                        "number {} belongs to a {} already",
+                        p.valid.record.number.clone().unwrap_or_default(),
+                        ex.record.kind
+                    ),
                 );
             }
         }
         for s in &p.parent_of {
-            let known = students_in_file.contains(s) || by_number.get(s.as_str()).is_some_and(|e| e.record.kind == "student");
+            let known = students_in_file.contains(s)
+                || by_number
+                    .get(s.as_str())
+                    .is_some_and(|e| e.record.kind == "student");
             if !known {
-                err(header_of(Field::ParentOf), format!("no student with number {s}"));
+                err(
+                    header_of(Field::ParentOf),
+                    format!("no student with number {s}"),
+                );
             }
         }
-        if p.department.as_deref().is_some_and(|d| d.chars().count() > 200) {
-            err(header_of(Field::Department), "department path is longer than 200 characters".into());
+        if p.department
+            .as_deref()
+            .is_some_and(|d| d.chars().count() > 200)
+        {
+            err(
+                header_of(Field::Department),
+                "department path is longer than 200 characters".into(),
+            );
         }
         if p.class.as_deref().is_some_and(|c| c.chars().count() > 100) {
-            err(header_of(Field::Class), "class name is longer than 100 characters".into());
+            err(
+                header_of(Field::Class),
+                "class name is longer than 100 characters".into(),
+            );
         }
     }
     errors.sort_by(|a, b| a.row.cmp(&b.row).then(a.column.cmp(&b.column)));
@@ -393,7 +471,10 @@ pub async fn run(
             ..Outcome::default()
         });
     }
-    let planned: Vec<Planned> = planned.into_iter().filter(|p| !bad_rows.contains(&p.row)).collect();
+    let planned: Vec<Planned> = planned
+        .into_iter()
+        .filter(|p| !bad_rows.contains(&p.row))
+        .collect();
     let skipped = total_rows - planned.len();
 
     // 3. Apply, in chunks so that other writers are not held up for long.
@@ -439,7 +520,8 @@ pub async fn run(
                 let id = match class_ids.get(c) {
                     Some(id) => *id,
                     None => {
-                        let id = store::ensure_class(&mut tx, tenant_id, c, record.department_id).await?;
+                        let id = store::ensure_class(&mut tx, tenant_id, c, record.department_id)
+                            .await?;
                         class_ids.insert(c.clone(), id);
                         id
                     }
@@ -472,7 +554,11 @@ pub async fn run(
                         t.dedup();
                     }
                     let same_tags = new_tags.as_ref().is_none_or(|t| *t == ex.tags);
-                    let new_links = p.parent_of.iter().any(|s| number_ids.get(s).is_some_and(|sid| !links.contains(&(ex.id, *sid))));
+                    let new_links = p.parent_of.iter().any(|s| {
+                        number_ids
+                            .get(s)
+                            .is_some_and(|sid| !links.contains(&(ex.id, *sid)))
+                    });
                     if same_fields && same_tags && !new_links && p.password.is_none() {
                         out.unchanged += 1;
                         continue;
@@ -486,11 +572,19 @@ pub async fn run(
                         }
                         store::update_person(&mut tx, tenant_id, ex.id, &merged).await?;
                     }
-                    let old_phone = ex.record.phone_enc.as_ref().and_then(|e| app.keys.decrypt(e).ok());
+                    let old_phone = ex
+                        .record
+                        .phone_enc
+                        .as_ref()
+                        .and_then(|e| app.keys.decrypt(e).ok());
                     changes.push(
                         Change::new("import_update", "person", ex.id)
                             .before(audit_view(&ex.record, old_phone.as_deref(), &ex.tags))
-                            .after(audit_view(&merged, p.valid.phone_plain.as_deref(), new_tags.as_deref().unwrap_or(&ex.tags))),
+                            .after(audit_view(
+                                &merged,
+                                p.valid.phone_plain.as_deref(),
+                                new_tags.as_deref().unwrap_or(&ex.tags),
+                            )),
                     );
                     out.updated += 1;
                     touched.push((ex.id, p));
@@ -499,17 +593,27 @@ pub async fn run(
             }
         }
         // Inserts: numbered people in multi-row statements, the rest one by one.
-        let numbered: Vec<PersonRecord> = creates.iter().filter(|(_, r)| r.number.is_some()).map(|(_, r)| r.clone()).collect();
+        let numbered: Vec<PersonRecord> = creates
+            .iter()
+            .filter(|(_, r)| r.number.is_some())
+            .map(|(_, r)| r.clone())
+            .collect();
         store::insert_people(&mut tx, tenant_id, &numbered).await?;
         let numbers: Vec<String> = numbered.iter().filter_map(|r| r.number.clone()).collect();
         number_ids.extend(store::ids_by_number(&mut tx, tenant_id, &numbers).await?);
         let mut role_grants: Vec<(i64, &str)> = vec![];
         for (p, r) in &creates {
             let id = match &r.number {
-                Some(n) => *number_ids.get(n).ok_or_else(|| Error::Other(anyhow::anyhow!("inserted person {n} not found")))?,
+                Some(n) => *number_ids.get(n).ok_or_else(|| {
+                    Error::Other(anyhow::anyhow!("inserted person {n} not found"))
+                })?,
                 None => store::insert_person(&mut tx, tenant_id, r).await?,
             };
-            changes.push(Change::new("import_create", "person", id).after(audit_view(r, p.valid.phone_plain.as_deref(), p.tags.as_deref().unwrap_or(&[]))));
+            changes.push(Change::new("import_create", "person", id).after(audit_view(
+                r,
+                p.valid.phone_plain.as_deref(),
+                p.tags.as_deref().unwrap_or(&[]),
+            )));
             role_grants.push((id, default_role(&r.kind)));
             touched.push((id, p));
             out.created += 1;
@@ -573,12 +677,16 @@ async fn grant_roles(tx: &mut crate::db::Tx, tenant_id: i64, grants: &[(i64, &st
         let mut sql = Sql::new("INSERT INTO person_roles (tenant_id, person_id, role_id) VALUES ");
         let mut any = false;
         for (pid, key) in chunk {
-            let Some(rid) = by_key.get(*key) else { continue };
+            let Some(rid) = by_key.get(*key) else {
+                continue;
+            };
             if any {
                 sql.push(", ");
             }
             any = true;
-            sql.push_bind("(?", tenant_id).push_bind(", ?", *pid).push_bind(", ?)", *rid);
+            sql.push_bind("(?", tenant_id)
+                .push_bind(", ?", *pid)
+                .push_bind(", ?)", *rid);
         }
         if any {
             tx.execute(&sql).await?;
@@ -589,9 +697,14 @@ async fn grant_roles(tx: &mut crate::db::Tx, tenant_id: i64, grants: &[(i64, &st
 
 async fn load_links(db: &Db, tenant_id: i64) -> Result<HashSet<(i64, i64)>> {
     let rows = db
-        .fetch_all(&Sql::new("SELECT parent_id, student_id FROM guardianships WHERE tenant_id = ?").bind(tenant_id))
+        .fetch_all(
+            &Sql::new("SELECT parent_id, student_id FROM guardianships WHERE tenant_id = ?")
+                .bind(tenant_id),
+        )
         .await?;
-    rows.iter().map(|r| Ok((r.i64("parent_id")?, r.i64("student_id")?))).collect()
+    rows.iter()
+        .map(|r| Ok((r.i64("parent_id")?, r.i64("student_id")?)))
+        .collect()
 }
 
 fn same_person(a: &PersonRecord, b: &PersonRecord) -> bool {
@@ -630,7 +743,13 @@ pub struct ImportInfo {
 pub const JOB_KIND: &str = "directory.import_people";
 
 /// Store an upload and enqueue its processing, in one transaction.
-pub async fn submit(app: &App, actor: &Actor, file_name: &str, bytes: Vec<u8>, mode: ImportMode) -> Result<ImportInfo> {
+pub async fn submit(
+    app: &App,
+    actor: &Actor,
+    file_name: &str,
+    bytes: Vec<u8>,
+    mode: ImportMode,
+) -> Result<ImportInfo> {
     if bytes.is_empty() {
         return Err(Error::validation("file", "the file is empty"));
     }
@@ -681,7 +800,10 @@ pub async fn get(db: &Db, tenant_id: i64, id: i64) -> Result<ImportInfo> {
         updated: r.i64("updated")?,
         unchanged: r.i64("unchanged")?,
         skipped: r.i64("skipped")?,
-        errors: r.opt_str("errors")?.and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default(),
+        errors: r
+            .opt_str("errors")?
+            .and_then(|e| serde_json::from_str(&e).ok())
+            .unwrap_or_default(),
         created_at: ms_to_rfc3339(r.i64("created_at")?),
         finished_at: r.opt_i64("finished_at")?.map(ms_to_rfc3339),
     })
@@ -689,8 +811,12 @@ pub async fn get(db: &Db, tenant_id: i64, id: i64) -> Result<ImportInfo> {
 
 /// The job that processes a submitted import.
 pub async fn process_job(app: App, job: crate::jobs::Job) -> anyhow::Result<()> {
-    let import_id = job.payload["import_id"].as_i64().ok_or_else(|| anyhow::anyhow!("payload without import_id"))?;
-    let tenant_id = job.tenant_id.ok_or_else(|| anyhow::anyhow!("import job without tenant"))?;
+    let import_id = job.payload["import_id"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("payload without import_id"))?;
+    let tenant_id = job
+        .tenant_id
+        .ok_or_else(|| anyhow::anyhow!("import job without tenant"))?;
     let row = app
         .db
         .fetch_optional(&Sql::new("SELECT file_name, mode, state, content FROM imports WHERE tenant_id = ? AND id = ?").bind(tenant_id).bind(import_id))
@@ -717,9 +843,13 @@ pub async fn process_job(app: App, job: crate::jobs::Job) -> anyhow::Result<()> 
     let updater = tokio::spawn(async move {
         while rx_progress.changed().await.is_ok() {
             let done = *rx_progress.borrow_and_update();
-            db.execute(&Sql::new("UPDATE imports SET processed_rows = ? WHERE id = ?").bind(done as i64).bind(import_id))
-                .await
-                .ok();
+            db.execute(
+                &Sql::new("UPDATE imports SET processed_rows = ? WHERE id = ?")
+                    .bind(done as i64)
+                    .bind(import_id),
+            )
+            .await
+            .ok();
         }
     });
     let progress = move |done: usize, _total: usize| {

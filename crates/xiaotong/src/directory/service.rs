@@ -20,7 +20,8 @@ pub async fn reach(app: &App, p: &Principal, scopes: &[Scope]) -> Result<Reach> 
             Scope::All | Scope::Tenant => r.tenant_wide = true,
             Scope::OwnDepartment => {
                 if let Some(d) = store::department_of(&app.db, p.tenant_id, p.person_id).await? {
-                    r.department_ids.extend(store::department_subtree(&app.db, p.tenant_id, d).await?);
+                    r.department_ids
+                        .extend(store::department_subtree(&app.db, p.tenant_id, d).await?);
                 }
             }
             Scope::OwnClasses => r.own_classes = true,
@@ -32,7 +33,12 @@ pub async fn reach(app: &App, p: &Principal, scopes: &[Scope]) -> Result<Reach> 
 }
 
 fn clean_search(app: &App, q: &str) -> Search {
-    let raw: String = q.trim().chars().filter(|c| !matches!(c, '%' | '_' | ' ')).take(50).collect();
+    let raw: String = q
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '%' | '_' | ' '))
+        .take(50)
+        .collect();
     let t = raw.to_lowercase();
     if t.is_empty() {
         return Search::default();
@@ -83,7 +89,16 @@ pub async fn list_people(app: &App, p: &Principal, q: &PeopleQuery) -> Result<Pa
         return Err(Error::validation("per_page", "must be between 1 and 200"));
     }
     let kind = match q.kind.as_deref().filter(|k| !k.is_empty()) {
-        Some(k) => Some(validate::parse_kind(k).ok_or_else(|| Error::validation("kind", format!("must be one of {}", validate::KINDS.join(", "))))?.to_string()),
+        Some(k) => Some(
+            validate::parse_kind(k)
+                .ok_or_else(|| {
+                    Error::validation(
+                        "kind",
+                        format!("must be one of {}", validate::KINDS.join(", ")),
+                    )
+                })?
+                .to_string(),
+        ),
         None => None,
     };
     let active = match q.active.as_deref().unwrap_or("true") {
@@ -103,7 +118,15 @@ pub async fn list_people(app: &App, p: &Principal, q: &PeopleQuery) -> Result<Pa
         class_id: q.class_id,
         active,
     };
-    let (rows, total) = store::list_people(&app.db, p.tenant_id, &reach, &filter, per_page, (page - 1) * per_page).await?;
+    let (rows, total) = store::list_people(
+        &app.db,
+        p.tenant_id,
+        &reach,
+        &filter,
+        per_page,
+        (page - 1) * per_page,
+    )
+    .await?;
     Ok(Page {
         items: hydrate(app, p.tenant_id, &rows).await?,
         total,
@@ -115,7 +138,9 @@ pub async fn list_people(app: &App, p: &Principal, q: &PeopleQuery) -> Result<Pa
 pub async fn get_person(app: &App, p: &Principal, id: i64) -> Result<Person> {
     let scopes = authorize(p, "people.read")?;
     let reach = reach(app, p, &scopes).await?;
-    let row = store::person_row(&app.db, p.tenant_id, &reach, id).await?.ok_or(Error::NotFound("person"))?;
+    let row = store::person_row(&app.db, p.tenant_id, &reach, id)
+        .await?
+        .ok_or(Error::NotFound("person"))?;
     Ok(hydrate(app, p.tenant_id, &[row]).await?.remove(0))
 }
 
@@ -125,7 +150,9 @@ pub async fn get_person_unscoped(app: &App, tenant_id: i64, id: i64) -> Result<P
         tenant_wide: true,
         ..Reach::default()
     };
-    let row = store::person_row(&app.db, tenant_id, &reach, id).await?.ok_or(Error::NotFound("person"))?;
+    let row = store::person_row(&app.db, tenant_id, &reach, id)
+        .await?
+        .ok_or(Error::NotFound("person"))?;
     Ok(hydrate(app, tenant_id, &[row]).await?.remove(0))
 }
 
@@ -149,10 +176,17 @@ pub fn validate_fields(
     username: Option<&str>,
 ) -> std::result::Result<ValidPerson, Vec<FieldError>> {
     let mut errs = vec![];
-    let nonempty = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let nonempty = |s: Option<&str>| {
+        s.map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let kind_v = validate::parse_kind(kind);
     if kind_v.is_none() {
-        errs.push(FieldError::new("kind", format!("must be one of {}", validate::KINDS.join(", "))));
+        errs.push(FieldError::new(
+            "kind",
+            format!("must be one of {}", validate::KINDS.join(", ")),
+        ));
     }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 50 {
@@ -161,10 +195,16 @@ pub fn validate_fields(
     let number = nonempty(number);
     if let Some(n) = &number {
         if !validate::valid_number(n) {
-            errs.push(FieldError::new("number", "must be 1 to 32 letters, digits, - or _"));
+            errs.push(FieldError::new(
+                "number",
+                "must be 1 to 32 letters, digits, - or _",
+            ));
         }
     } else if matches!(kind_v, Some("student" | "teacher" | "staff")) {
-        errs.push(FieldError::new("number", "is required for students, teachers and staff"));
+        errs.push(FieldError::new(
+            "number",
+            "is required for students, teachers and staff",
+        ));
     }
     let gender = match nonempty(gender) {
         Some(g) => match validate::parse_gender(&g) {
@@ -180,7 +220,10 @@ pub fn validate_fields(
         Some(ph) => match validate::normalize_phone(&ph) {
             Some(p) => Some(p),
             None => {
-                errs.push(FieldError::new("phone", format!("{ph:?} is not a valid mobile number (11 digits starting with 1)")));
+                errs.push(FieldError::new(
+                    "phone",
+                    format!("{ph:?} is not a valid mobile number (11 digits starting with 1)"),
+                ));
                 None
             }
         },
@@ -190,7 +233,10 @@ pub fn validate_fields(
         Some(e) => match validate::normalize_email(&e) {
             Some(e) => Some(e),
             None => {
-                errs.push(FieldError::new("email", format!("{e:?} is not a valid e-mail address")));
+                errs.push(FieldError::new(
+                    "email",
+                    format!("{e:?} is not a valid e-mail address"),
+                ));
                 None
             }
         },
@@ -200,7 +246,10 @@ pub fn validate_fields(
         Some(i) => match validate::normalize_id_number(&i) {
             Some(i) => Some(i),
             None => {
-                errs.push(FieldError::new("id_number", "is not a valid 18-character resident ID number (checksum failed)"));
+                errs.push(FieldError::new(
+                    "id_number",
+                    "is not a valid 18-character resident ID number (checksum failed)",
+                ));
                 None
             }
         },
@@ -209,7 +258,10 @@ pub fn validate_fields(
     let username = nonempty(username).map(|u| u.to_lowercase());
     if let Some(u) = &username {
         if !validate::valid_username(u) {
-            errs.push(FieldError::new("username", "must be 3 to 32 characters of a-z, 0-9, _ . -"));
+            errs.push(FieldError::new(
+                "username",
+                "must be 3 to 32 characters of a-z, 0-9, _ . -",
+            ));
         }
     }
     if !errs.is_empty() {
@@ -225,7 +277,9 @@ pub fn validate_fields(
             phone_index: phone.as_deref().map(|p| app.keys.blind_index("phone", p)),
             email,
             id_number_enc: id_number.as_deref().map(|i| app.keys.encrypt(i)),
-            id_number_index: id_number.as_deref().map(|i| app.keys.blind_index("id_number", i)),
+            id_number_index: id_number
+                .as_deref()
+                .map(|i| app.keys.blind_index("id_number", i)),
             username,
             department_id: None,
             class_id: None,
@@ -254,14 +308,27 @@ fn default_role_for(kind: &str) -> &'static str {
     }
 }
 
-async fn check_refs(app: &App, tenant_id: i64, department_id: Option<i64>, class_id: Option<i64>) -> Result<()> {
+async fn check_refs(
+    app: &App,
+    tenant_id: i64,
+    department_id: Option<i64>,
+    class_id: Option<i64>,
+) -> Result<()> {
     if let Some(d) = department_id {
-        if !store::departments(&app.db, tenant_id).await?.iter().any(|x| x.id == d) {
+        if !store::departments(&app.db, tenant_id)
+            .await?
+            .iter()
+            .any(|x| x.id == d)
+        {
             return Err(Error::validation("department_id", "no such department"));
         }
     }
     if let Some(c) = class_id {
-        if !store::classes(&app.db, tenant_id).await?.iter().any(|x| x.id == c) {
+        if !store::classes(&app.db, tenant_id)
+            .await?
+            .iter()
+            .any(|x| x.id == c)
+        {
             return Err(Error::validation("class_id", "no such class"));
         }
     }
@@ -284,18 +351,32 @@ pub async fn create_person(app: &App, p: &Principal, input: &PersonInput) -> Res
     .map_err(Error::Validation)?;
     check_refs(app, p.tenant_id, input.department_id, input.class_id).await?;
     let reach = reach(app, p, &scopes).await?;
-    if !reach.tenant_wide && !input.department_id.is_some_and(|d| reach.department_ids.contains(&d)) {
-        return Err(Error::validation("department_id", "you may only add people to your own department"));
+    if !reach.tenant_wide
+        && !input
+            .department_id
+            .is_some_and(|d| reach.department_ids.contains(&d))
+    {
+        return Err(Error::validation(
+            "department_id",
+            "you may only add people to your own department",
+        ));
     }
     let mut record = v.record;
     record.department_id = input.department_id;
     record.class_id = input.class_id;
-    let tags: Vec<String> = input.tags.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+    let tags: Vec<String> = input
+        .tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
     if tags.iter().any(|t| t.chars().count() > 50) {
         return Err(Error::validation("tags", "a tag has at most 50 characters"));
     }
     let mut tx = app.db.begin().await?;
-    let id = store::insert_person(&mut tx, p.tenant_id, &record).await.map_err(unique_to_409)?;
+    let id = store::insert_person(&mut tx, p.tenant_id, &record)
+        .await
+        .map_err(unique_to_409)?;
     let mut tag_ids = vec![];
     for t in &tags {
         tag_ids.push(store::ensure_tag(&mut tx, p.tenant_id, t).await?);
@@ -304,15 +385,22 @@ pub async fn create_person(app: &App, p: &Principal, input: &PersonInput) -> Res
     for child in &input.children_ids {
         store::link_guardian(&mut tx, p.tenant_id, id, *child).await?;
     }
-    auth::store::grant_role_by_key(&mut tx, p.tenant_id, id, default_role_for(&record.kind)).await?;
+    auth::store::grant_role_by_key(&mut tx, p.tenant_id, id, default_role_for(&record.kind))
+        .await?;
     audit::append(
         &mut tx,
         &p.actor(),
-        &[Change::new("create", "person", id).after(audit_view(&record, v.phone_plain.as_deref(), &tags))],
+        &[Change::new("create", "person", id).after(audit_view(
+            &record,
+            v.phone_plain.as_deref(),
+            &tags,
+        ))],
     )
     .await?;
     tx.commit().await?;
-    get_person(app, p, id).await.or(get_person_unscoped(app, p.tenant_id, id).await)
+    get_person(app, p, id)
+        .await
+        .or(get_person_unscoped(app, p.tenant_id, id).await)
 }
 
 fn unique_to_409(e: Error) -> Error {
@@ -334,11 +422,18 @@ fn unique_to_409(e: Error) -> Error {
     }
 }
 
-pub async fn update_person(app: &App, p: &Principal, id: i64, patch: &PersonPatch) -> Result<Person> {
+pub async fn update_person(
+    app: &App,
+    p: &Principal,
+    id: i64,
+    patch: &PersonPatch,
+) -> Result<Person> {
     let scopes = authorize(p, "people.write")?;
     let reach_ = reach(app, p, &scopes).await?;
     let before = {
-        let row = store::person_row(&app.db, p.tenant_id, &reach_, id).await?.ok_or(Error::NotFound("person"))?;
+        let row = store::person_row(&app.db, p.tenant_id, &reach_, id)
+            .await?
+            .ok_or(Error::NotFound("person"))?;
         hydrate(app, p.tenant_id, &[row]).await?.remove(0)
     };
     let mut tx = app.db.begin().await?;
@@ -347,7 +442,11 @@ pub async fn update_person(app: &App, p: &Principal, id: i64, patch: &PersonPatc
         return Err(Error::NotFound("person"));
     };
     let pick = |new: &Option<String>, old: Option<String>| new.clone().or(old);
-    let old_id_number = cur.record.id_number_enc.as_ref().and_then(|e| app.keys.decrypt(e).ok());
+    let old_id_number = cur
+        .record
+        .id_number_enc
+        .as_ref()
+        .and_then(|e| app.keys.decrypt(e).ok());
     let v = validate_fields(
         app,
         &cur.record.kind,
@@ -366,7 +465,9 @@ pub async fn update_person(app: &App, p: &Principal, id: i64, patch: &PersonPatc
     if patch.department_id.is_some() || patch.class_id.is_some() {
         check_refs(app, p.tenant_id, patch.department_id, patch.class_id).await?;
     }
-    store::update_person(&mut tx, p.tenant_id, id, &record).await.map_err(unique_to_409)?;
+    store::update_person(&mut tx, p.tenant_id, id, &record)
+        .await
+        .map_err(unique_to_409)?;
     let tags = match &patch.tags {
         Some(t) => {
             let mut ids = vec![];
@@ -394,7 +495,9 @@ pub async fn update_person(app: &App, p: &Principal, id: i64, patch: &PersonPatc
 pub async fn deactivate_person(app: &App, p: &Principal, id: i64) -> Result<Person> {
     let scopes = authorize(p, "people.write")?;
     let r = reach(app, p, &scopes).await?;
-    store::person_row(&app.db, p.tenant_id, &r, id).await?.ok_or(Error::NotFound("person"))?;
+    store::person_row(&app.db, p.tenant_id, &r, id)
+        .await?
+        .ok_or(Error::NotFound("person"))?;
     if id == p.person_id {
         return Err(Error::Conflict("you cannot deactivate yourself".into()));
     }
@@ -404,7 +507,9 @@ pub async fn deactivate_person(app: &App, p: &Principal, id: i64) -> Result<Pers
     audit::append(
         &mut tx,
         &p.actor(),
-        &[Change::new("deactivate", "person", id).before(serde_json::json!({"active": true})).after(serde_json::json!({"active": false}))],
+        &[Change::new("deactivate", "person", id)
+            .before(serde_json::json!({"active": true}))
+            .after(serde_json::json!({"active": false}))],
     )
     .await?;
     tx.commit().await?;
@@ -421,10 +526,16 @@ pub async fn set_roles(app: &App, p: &Principal, id: i64, req: &SetRoles) -> Res
     ids.dedup();
     for r in &ids {
         let Some(role) = roles.iter().find(|x| x.id == *r) else {
-            return Err(Error::validation("role_ids", format!("no role with id {r}")));
+            return Err(Error::validation(
+                "role_ids",
+                format!("no role with id {r}"),
+            ));
         };
         if role.scope == Scope::All && !p.platform_admin {
-            return Err(Error::validation("role_ids", "only platform admins grant platform-wide roles"));
+            return Err(Error::validation(
+                "role_ids",
+                "only platform admins grant platform-wide roles",
+            ));
         }
     }
     let before = auth::store::role_ids_of(&mut tx, p.tenant_id, id).await?;
@@ -432,7 +543,9 @@ pub async fn set_roles(app: &App, p: &Principal, id: i64, req: &SetRoles) -> Res
     audit::append(
         &mut tx,
         &p.actor(),
-        &[Change::new("set_roles", "person", id).before(serde_json::json!({"role_ids": before})).after(serde_json::json!({"role_ids": ids}))],
+        &[Change::new("set_roles", "person", id)
+            .before(serde_json::json!({"role_ids": before}))
+            .after(serde_json::json!({"role_ids": ids}))],
     )
     .await?;
     tx.commit().await?;
@@ -462,22 +575,34 @@ pub async fn list_tenants(app: &App, p: &Principal) -> Result<Vec<Tenant>> {
 /// Create a tenant with its built-in roles.
 pub async fn create_tenant(app: &App, code: &str, name: &str) -> Result<Tenant> {
     let code = code.trim().to_lowercase();
-    if !(2..=64).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        return Err(Error::validation("code", "must be 2 to 64 characters of a-z, 0-9 and -"));
+    if !(2..=64).contains(&code.len())
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(Error::validation(
+            "code",
+            "must be 2 to 64 characters of a-z, 0-9 and -",
+        ));
     }
     if name.trim().is_empty() || name.chars().count() > 200 {
         return Err(Error::validation("name", "must be 1 to 200 characters"));
     }
     let mut tx = app.db.begin().await?;
-    let id = store::insert_tenant(&mut tx, &code, name.trim()).await.map_err(|e| match e {
-        Error::Db(d) if crate::error::is_unique_violation(&d) => Error::Conflict(format!("tenant {code} already exists")),
-        e => e,
-    })?;
+    let id = store::insert_tenant(&mut tx, &code, name.trim())
+        .await
+        .map_err(|e| match e {
+            Error::Db(d) if crate::error::is_unique_violation(&d) => {
+                Error::Conflict(format!("tenant {code} already exists"))
+            }
+            e => e,
+        })?;
     auth::store::ensure_builtin_roles(&mut tx, id).await?;
     audit::append(
         &mut tx,
         &crate::auth::Actor::system(id, "setup"),
-        &[Change::new("create", "tenant", id).after(serde_json::json!({"code": code, "name": name.trim()}))],
+        &[Change::new("create", "tenant", id)
+            .after(serde_json::json!({"code": code, "name": name.trim()}))],
     )
     .await?;
     tx.commit().await?;

@@ -35,8 +35,13 @@ pub async fn tenants(db: &Db) -> Result<Vec<Tenant>> {
 }
 
 pub async fn insert_tenant(tx: &mut Tx, code: &str, name: &str) -> Result<i64> {
-    tx.insert_id(&Sql::new("INSERT INTO tenants (code, name, created_at) VALUES (?, ?, ?)").bind(code).bind(name).bind(now_ms()))
-        .await
+    tx.insert_id(
+        &Sql::new("INSERT INTO tenants (code, name, created_at) VALUES (?, ?, ?)")
+            .bind(code)
+            .bind(name)
+            .bind(now_ms()),
+    )
+    .await
 }
 
 /// Which people a caller may see, derived from their scopes.
@@ -71,8 +76,11 @@ impl Reach {
             .push_bind(" AND ct2.person_id = ?))", self.self_id);
         }
         if self.own_children {
-            sql.push_bind(" OR p.id IN (SELECT g3.student_id FROM guardianships g3 WHERE g3.tenant_id = ?", tenant_id)
-                .push_bind(" AND g3.parent_id = ?)", self.self_id);
+            sql.push_bind(
+                " OR p.id IN (SELECT g3.student_id FROM guardianships g3 WHERE g3.tenant_id = ?",
+                tenant_id,
+            )
+            .push_bind(" AND g3.parent_id = ?)", self.self_id);
         }
         sql.push(")");
     }
@@ -81,14 +89,20 @@ impl Reach {
 /// Department and its descendants.
 pub async fn department_subtree(db: &Db, tenant_id: i64, dept_id: i64) -> Result<Vec<i64>> {
     let Some(root) = db
-        .fetch_optional(&Sql::new("SELECT path FROM departments WHERE tenant_id = ? AND id = ?").bind(tenant_id).bind(dept_id))
+        .fetch_optional(
+            &Sql::new("SELECT path FROM departments WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(dept_id),
+        )
         .await?
     else {
         return Ok(vec![]);
     };
     let path = root.str("path")?;
     let rows = db
-        .fetch_all(&Sql::new("SELECT id, path FROM departments WHERE tenant_id = ?").bind(tenant_id))
+        .fetch_all(
+            &Sql::new("SELECT id, path FROM departments WHERE tenant_id = ?").bind(tenant_id),
+        )
         .await?;
     let prefix = format!("{path}/");
     let mut out = vec![];
@@ -103,7 +117,11 @@ pub async fn department_subtree(db: &Db, tenant_id: i64, dept_id: i64) -> Result
 
 pub async fn department_of(db: &Db, tenant_id: i64, person_id: i64) -> Result<Option<i64>> {
     Ok(db
-        .fetch_optional(&Sql::new("SELECT department_id FROM people WHERE tenant_id = ? AND id = ?").bind(tenant_id).bind(person_id))
+        .fetch_optional(
+            &Sql::new("SELECT department_id FROM people WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(person_id),
+        )
         .await?
         .map(|r| r.opt_i64("department_id"))
         .transpose()?
@@ -175,29 +193,49 @@ fn rebind(text: String, from: &Sql) -> Sql {
 }
 
 /// One page of people, best matches first, then by pinyin.
-pub async fn list_people(db: &Db, tenant_id: i64, reach: &Reach, f: &PeopleFilter, limit: i64, offset: i64) -> Result<(Vec<AnyRow>, i64)> {
+pub async fn list_people(
+    db: &Db,
+    tenant_id: i64,
+    reach: &Reach,
+    f: &PeopleFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<AnyRow>, i64)> {
     let filter = filter_sql(tenant_id, reach, f);
     let total = db
-        .fetch_one(&rebind(format!("SELECT COUNT(*) AS n FROM people p{}", filter.text()), &filter))
+        .fetch_one(&rebind(
+            format!("SELECT COUNT(*) AS n FROM people p{}", filter.text()),
+            &filter,
+        ))
         .await?
         .i64("n")?;
-    let mut sql = rebind(format!("SELECT {PERSON_COLS}{PERSON_FROM}{}", filter.text()), &filter);
+    let mut sql = rebind(
+        format!("SELECT {PERSON_COLS}{PERSON_FROM}{}", filter.text()),
+        &filter,
+    );
     if let Some(t) = &f.search.text {
         let prefix = format!("{t}%");
         sql.push_bind(" ORDER BY CASE WHEN p.name = ?", t.as_str())
             .push_bind(" OR p.name_initials = ?", t.as_str())
             .push_bind(" OR p.number = ? THEN 0", f.search.raw.as_str())
             .push_bind(" WHEN p.name LIKE ?", prefix.as_str())
-            .push_bind(" OR p.name_pinyin LIKE ? THEN 1 ELSE 2 END, p.name_pinyin, p.id", prefix.as_str());
+            .push_bind(
+                " OR p.name_pinyin LIKE ? THEN 1 ELSE 2 END, p.name_pinyin, p.id",
+                prefix.as_str(),
+            );
     } else {
         sql.push(" ORDER BY p.name_pinyin, p.id");
     }
-    sql.push_bind(" LIMIT ?", limit).push_bind(" OFFSET ?", offset);
+    sql.push_bind(" LIMIT ?", limit)
+        .push_bind(" OFFSET ?", offset);
     Ok((db.fetch_all(&sql).await?, total))
 }
 
 pub async fn person_row(db: &Db, tenant_id: i64, reach: &Reach, id: i64) -> Result<Option<AnyRow>> {
-    let mut sql = Sql::new(format!("SELECT {PERSON_COLS}{PERSON_FROM} WHERE p.tenant_id = ?")).bind(tenant_id);
+    let mut sql = Sql::new(format!(
+        "SELECT {PERSON_COLS}{PERSON_FROM} WHERE p.tenant_id = ?"
+    ))
+    .bind(tenant_id);
     sql.push_bind(" AND p.id = ?", id);
     reach.push_filter(tenant_id, &mut sql);
     db.fetch_optional(&sql).await
@@ -220,39 +258,50 @@ pub async fn related(db: &Db, tenant_id: i64, ids: &[i64]) -> Result<Related> {
     let mut sql = Sql::new("SELECT pr.person_id, r.id, r.role_key, r.name FROM person_roles pr JOIN roles r ON r.id = pr.role_id WHERE pr.tenant_id = ? AND pr.person_id IN ").bind(tenant_id);
     sql.push_in(ids.iter().copied()).push(" ORDER BY r.id");
     for r in db.fetch_all(&sql).await? {
-        out.roles.entry(r.i64("person_id")?).or_default().push(RoleRef {
-            id: r.i64("id")?,
-            key: r.str("role_key")?,
-            name: r.str("name")?,
-        });
+        out.roles
+            .entry(r.i64("person_id")?)
+            .or_default()
+            .push(RoleRef {
+                id: r.i64("id")?,
+                key: r.str("role_key")?,
+                name: r.str("name")?,
+            });
     }
     let mut sql = Sql::new("SELECT pt.person_id, t.name FROM person_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.tenant_id = ? AND pt.person_id IN ").bind(tenant_id);
     sql.push_in(ids.iter().copied()).push(" ORDER BY t.name");
     for r in db.fetch_all(&sql).await? {
-        out.tags.entry(r.i64("person_id")?).or_default().push(r.str("name")?);
+        out.tags
+            .entry(r.i64("person_id")?)
+            .or_default()
+            .push(r.str("name")?);
     }
     let mut sql = Sql::new("SELECT g.student_id, p.id, p.name, p.phone_enc FROM guardianships g JOIN people p ON p.id = g.parent_id WHERE g.tenant_id = ? AND g.student_id IN ").bind(tenant_id);
     sql.push_in(ids.iter().copied()).push(" ORDER BY p.id");
     for r in db.fetch_all(&sql).await? {
-        out.parents
-            .entry(r.i64("student_id")?)
-            .or_default()
-            .push((r.i64("id")?, r.str("name")?, r.opt_str("phone_enc")?));
+        out.parents.entry(r.i64("student_id")?).or_default().push((
+            r.i64("id")?,
+            r.str("name")?,
+            r.opt_str("phone_enc")?,
+        ));
     }
     let mut sql = Sql::new("SELECT g.parent_id, p.id, p.name, c.name AS class_name FROM guardianships g JOIN people p ON p.id = g.student_id LEFT JOIN classes c ON c.id = p.class_id WHERE g.tenant_id = ? AND g.parent_id IN ").bind(tenant_id);
     sql.push_in(ids.iter().copied()).push(" ORDER BY p.id");
     for r in db.fetch_all(&sql).await? {
-        out.children.entry(r.i64("parent_id")?).or_default().push(ChildRef {
-            id: r.i64("id")?,
-            name: r.str("name")?,
-            class_name: r.opt_str("class_name")?,
-        });
+        out.children
+            .entry(r.i64("parent_id")?)
+            .or_default()
+            .push(ChildRef {
+                id: r.i64("id")?,
+                name: r.str("name")?,
+                class_name: r.opt_str("class_name")?,
+            });
     }
     Ok(out)
 }
 
 pub fn person_base(r: &AnyRow, phone: Option<String>) -> Result<Person> {
-    let opt_ref = |id: Option<i64>, name: Option<String>| id.zip(name).map(|(id, name)| NameRef { id, name });
+    let opt_ref =
+        |id: Option<i64>, name: Option<String>| id.zip(name).map(|(id, name)| NameRef { id, name });
     Ok(Person {
         id: r.i64("id")?,
         kind: r.str("kind")?,
@@ -276,18 +325,23 @@ pub fn person_base(r: &AnyRow, phone: Option<String>) -> Result<Person> {
 }
 
 pub async fn departments(db: &Db, tenant_id: i64) -> Result<Vec<Department>> {
-    db.fetch_all(&Sql::new("SELECT id, parent_id, name, path FROM departments WHERE tenant_id = ? ORDER BY path").bind(tenant_id))
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Department {
-                id: r.i64("id")?,
-                parent_id: r.opt_i64("parent_id")?,
-                name: r.str("name")?,
-                path: r.str("path")?,
-            })
+    db.fetch_all(
+        &Sql::new(
+            "SELECT id, parent_id, name, path FROM departments WHERE tenant_id = ? ORDER BY path",
+        )
+        .bind(tenant_id),
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Department {
+            id: r.i64("id")?,
+            parent_id: r.opt_i64("parent_id")?,
+            name: r.str("name")?,
+            path: r.str("path")?,
         })
-        .collect()
+    })
+    .collect()
 }
 
 pub async fn classes(db: &Db, tenant_id: i64) -> Result<Vec<Class>> {
@@ -314,16 +368,18 @@ pub async fn classes(db: &Db, tenant_id: i64) -> Result<Vec<Class>> {
 }
 
 pub async fn tags(db: &Db, tenant_id: i64) -> Result<Vec<NameRef>> {
-    db.fetch_all(&Sql::new("SELECT id, name FROM tags WHERE tenant_id = ? ORDER BY name").bind(tenant_id))
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(NameRef {
-                id: r.i64("id")?,
-                name: r.str("name")?,
-            })
+    db.fetch_all(
+        &Sql::new("SELECT id, name FROM tags WHERE tenant_id = ? ORDER BY name").bind(tenant_id),
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(NameRef {
+            id: r.i64("id")?,
+            name: r.str("name")?,
         })
-        .collect()
+    })
+    .collect()
 }
 
 /// Find or create a department by its path of names ("信息工程系/软件教研室").
@@ -336,7 +392,11 @@ pub async fn ensure_department_path(tx: &mut Tx, tenant_id: i64, path: &str) -> 
         }
         so_far.push_str(part);
         let found = tx
-            .fetch_optional(&Sql::new("SELECT id FROM departments WHERE tenant_id = ? AND path = ?").bind(tenant_id).bind(so_far.as_str()))
+            .fetch_optional(
+                &Sql::new("SELECT id FROM departments WHERE tenant_id = ? AND path = ?")
+                    .bind(tenant_id)
+                    .bind(so_far.as_str()),
+            )
             .await?;
         parent = Some(match found {
             Some(r) => r.i64("id")?,
@@ -356,37 +416,60 @@ pub async fn ensure_department_path(tx: &mut Tx, tenant_id: i64, path: &str) -> 
     parent.ok_or_else(|| crate::error::Error::validation("department", "empty department path"))
 }
 
-pub async fn ensure_class(tx: &mut Tx, tenant_id: i64, name: &str, department_id: Option<i64>) -> Result<i64> {
+pub async fn ensure_class(
+    tx: &mut Tx,
+    tenant_id: i64,
+    name: &str,
+    department_id: Option<i64>,
+) -> Result<i64> {
     if let Some(r) = tx
-        .fetch_optional(&Sql::new("SELECT id FROM classes WHERE tenant_id = ? AND name = ?").bind(tenant_id).bind(name))
+        .fetch_optional(
+            &Sql::new("SELECT id FROM classes WHERE tenant_id = ? AND name = ?")
+                .bind(tenant_id)
+                .bind(name),
+        )
         .await?
     {
         return r.i64("id");
     }
     tx.insert_id(
-        &Sql::new("INSERT INTO classes (tenant_id, department_id, name, created_at) VALUES (?, ?, ?, ?)")
-            .bind(tenant_id)
-            .bind(department_id)
-            .bind(name)
-            .bind(now_ms()),
+        &Sql::new(
+            "INSERT INTO classes (tenant_id, department_id, name, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(tenant_id)
+        .bind(department_id)
+        .bind(name)
+        .bind(now_ms()),
     )
     .await
 }
 
 pub async fn ensure_tag(tx: &mut Tx, tenant_id: i64, name: &str) -> Result<i64> {
     if let Some(r) = tx
-        .fetch_optional(&Sql::new("SELECT id FROM tags WHERE tenant_id = ? AND name = ?").bind(tenant_id).bind(name))
+        .fetch_optional(
+            &Sql::new("SELECT id FROM tags WHERE tenant_id = ? AND name = ?")
+                .bind(tenant_id)
+                .bind(name),
+        )
         .await?
     {
         return r.i64("id");
     }
-    tx.insert_id(&Sql::new("INSERT INTO tags (tenant_id, name) VALUES (?, ?)").bind(tenant_id).bind(name))
-        .await
+    tx.insert_id(
+        &Sql::new("INSERT INTO tags (tenant_id, name) VALUES (?, ?)")
+            .bind(tenant_id)
+            .bind(name),
+    )
+    .await
 }
 
 pub async fn set_tags(tx: &mut Tx, tenant_id: i64, person_id: i64, tag_ids: &[i64]) -> Result<()> {
-    tx.execute(&Sql::new("DELETE FROM person_tags WHERE tenant_id = ? AND person_id = ?").bind(tenant_id).bind(person_id))
-        .await?;
+    tx.execute(
+        &Sql::new("DELETE FROM person_tags WHERE tenant_id = ? AND person_id = ?")
+            .bind(tenant_id)
+            .bind(person_id),
+    )
+    .await?;
     for t in tag_ids {
         tx.execute(
             &Sql::new("INSERT INTO person_tags (tenant_id, person_id, tag_id) VALUES (?, ?, ?)")
@@ -399,12 +482,20 @@ pub async fn set_tags(tx: &mut Tx, tenant_id: i64, person_id: i64, tag_ids: &[i6
     Ok(())
 }
 
-pub async fn link_guardian(tx: &mut Tx, tenant_id: i64, parent_id: i64, student_id: i64) -> Result<()> {
+pub async fn link_guardian(
+    tx: &mut Tx,
+    tenant_id: i64,
+    parent_id: i64,
+    student_id: i64,
+) -> Result<()> {
     tx.execute(
-        &Sql::new(crate::db::insert_ignore(tx.backend(), "guardianships (tenant_id, parent_id, student_id, relation) VALUES (?, ?, ?, NULL)"))
-            .bind(tenant_id)
-            .bind(parent_id)
-            .bind(student_id),
+        &Sql::new(crate::db::insert_ignore(
+            tx.backend(),
+            "guardianships (tenant_id, parent_id, student_id, relation) VALUES (?, ?, ?, NULL)",
+        ))
+        .bind(tenant_id)
+        .bind(parent_id)
+        .bind(student_id),
     )
     .await?;
     Ok(())
@@ -544,7 +635,11 @@ pub struct Existing {
 }
 
 /// All people of a tenant, or just `only` when given.
-pub async fn existing_people(tx: &mut Tx, tenant_id: i64, only: Option<i64>) -> Result<Vec<Existing>> {
+pub async fn existing_people(
+    tx: &mut Tx,
+    tenant_id: i64,
+    only: Option<i64>,
+) -> Result<Vec<Existing>> {
     let mut sql = Sql::new(
         "SELECT id, kind, number, name, gender, phone_enc, phone_index, email, id_number_enc, id_number_index, username, department_id, class_id \
          FROM people WHERE tenant_id = ?",
@@ -559,7 +654,9 @@ pub async fn existing_people(tx: &mut Tx, tenant_id: i64, only: Option<i64>) -> 
     let rows = tx.fetch_all(&sql).await?;
     let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
     for r in tx.fetch_all(&tag_sql).await? {
-        tags.entry(r.i64("person_id")?).or_default().push(r.str("name")?);
+        tags.entry(r.i64("person_id")?)
+            .or_default()
+            .push(r.str("name")?);
     }
     rows.iter()
         .map(|r| {
@@ -586,10 +683,15 @@ pub async fn existing_people(tx: &mut Tx, tenant_id: i64, only: Option<i64>) -> 
         .collect()
 }
 
-pub async fn ids_by_number(tx: &mut Tx, tenant_id: i64, numbers: &[String]) -> Result<HashMap<String, i64>> {
+pub async fn ids_by_number(
+    tx: &mut Tx,
+    tenant_id: i64,
+    numbers: &[String],
+) -> Result<HashMap<String, i64>> {
     let mut out = HashMap::new();
     for chunk in numbers.chunks(500) {
-        let mut sql = Sql::new("SELECT id, number FROM people WHERE tenant_id = ? AND number IN ").bind(tenant_id);
+        let mut sql = Sql::new("SELECT id, number FROM people WHERE tenant_id = ? AND number IN ")
+            .bind(tenant_id);
         sql.push_in(chunk.iter().map(String::as_str));
         for r in tx.fetch_all(&sql).await? {
             if let Some(n) = r.opt_str("number")? {

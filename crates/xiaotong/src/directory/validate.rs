@@ -6,8 +6,14 @@ use std::sync::OnceLock;
 
 /// Mainland mobile number: optional +86, 11 digits starting 1[3-9].
 pub fn normalize_phone(s: &str) -> Option<String> {
-    let digits: String = s.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
-    let digits = digits.strip_prefix("+86").or_else(|| digits.strip_prefix("0086")).unwrap_or(&digits);
+    let digits: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
+    let digits = digits
+        .strip_prefix("+86")
+        .or_else(|| digits.strip_prefix("0086"))
+        .unwrap_or(&digits);
     let ok = digits.len() == 11
         && digits.starts_with('1')
         && matches!(digits.as_bytes()[1], b'3'..=b'9')
@@ -25,7 +31,9 @@ pub fn mask_phone(p: &str) -> String {
 
 fn email_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$").expect("valid regex"))
+    RE.get_or_init(|| {
+        Regex::new(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$").expect("valid regex")
+    })
 }
 
 pub fn normalize_email(s: &str) -> Option<String> {
@@ -42,17 +50,24 @@ pub fn normalize_id_number(s: &str) -> Option<String> {
     }
     const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const C: &[u8; 11] = b"10X98765432";
-    let sum: u32 = b[..17].iter().zip(W).map(|(d, w)| (d - b'0') as u32 * w).sum();
+    let sum: u32 = b[..17]
+        .iter()
+        .zip(W)
+        .map(|(d, w)| (d - b'0') as u32 * w)
+        .sum();
     (C[(sum % 11) as usize] == b[17]).then_some(id)
 }
 
 pub fn valid_number(s: &str) -> bool {
-    (1..=32).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (1..=32).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 pub fn valid_username(s: &str) -> bool {
     (3..=32).contains(&s.len())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
 }
 
 pub fn parse_gender(s: &str) -> Option<&'static str> {
@@ -105,8 +120,14 @@ mod tests {
 
     #[test]
     fn phones() {
-        assert_eq!(normalize_phone("138-0013-8000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_phone("+8613800138000").as_deref(), Some("13800138000"));
+        assert_eq!(
+            normalize_phone("138-0013-8000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_phone("+8613800138000").as_deref(),
+            Some("13800138000")
+        );
         assert_eq!(normalize_phone("12800138000"), None);
         assert_eq!(normalize_phone("1380013800"), None);
         assert_eq!(mask_phone("13800138000"), "138****8000");
@@ -114,7 +135,10 @@ mod tests {
 
     #[test]
     fn id_numbers_check_the_checksum() {
-        assert_eq!(normalize_id_number("11010519491231002x").as_deref(), Some("11010519491231002X"));
+        assert_eq!(
+            normalize_id_number("11010519491231002x").as_deref(),
+            Some("11010519491231002X")
+        );
         assert_eq!(normalize_id_number("110105194912310021"), None);
         assert_eq!(normalize_id_number("1101051949123100"), None);
     }
@@ -127,7 +151,10 @@ mod tests {
 
     #[test]
     fn emails_kinds_genders() {
-        assert_eq!(normalize_email(" A.B@Example.com ").as_deref(), Some("a.b@example.com"));
+        assert_eq!(
+            normalize_email(" A.B@Example.com ").as_deref(),
+            Some("a.b@example.com")
+        );
         assert_eq!(normalize_email("nope@"), None);
         assert_eq!(parse_kind("学生"), Some("student"));
         assert_eq!(parse_kind("x"), None);

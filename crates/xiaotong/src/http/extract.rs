@@ -27,7 +27,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
         if !json_type {
-            return Err(Error::BadRequest("expected a JSON body with Content-Type: application/json".into()));
+            return Err(Error::BadRequest(
+                "expected a JSON body with Content-Type: application/json".into(),
+            ));
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
@@ -50,7 +52,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 // a missing field is named only in the message.
                 if let Some(rest) = msg.strip_prefix("missing field `") {
                     let name = rest.split('`').next().unwrap_or("");
-                    field = if field == "." { name.to_string() } else { format!("{field}.{name}") };
+                    field = if field == "." {
+                        name.to_string()
+                    } else {
+                        format!("{field}.{name}")
+                    };
                 } else if field == "." {
                     field = "body".into();
                 }
@@ -82,9 +88,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
-        let axum::extract::Path(raw): axum::extract::Path<String> = axum::extract::Path::from_request_parts(parts, state)
-            .await
-            .map_err(|e| Error::BadRequest(format!("invalid path: {e}")))?;
+        let axum::extract::Path(raw): axum::extract::Path<String> =
+            axum::extract::Path::from_request_parts(parts, state)
+                .await
+                .map_err(|e| Error::BadRequest(format!("invalid path: {e}")))?;
         raw.parse::<i64>()
             .map(Id)
             .map_err(|_| Error::BadRequest(format!("{raw:?} is not a valid id")))
@@ -130,7 +137,11 @@ impl FromRequestParts<App> for Auth {
             let p = auth_service::principal_from_session(app, token).await?;
             let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
             if !safe {
-                let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let sent = parts
+                    .headers
+                    .get(CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 let expected = match &p.via {
                     crate::auth::model::AuthVia::Session { csrf_token, .. } => csrf_token.as_str(),
                     _ => "",
@@ -143,7 +154,11 @@ impl FromRequestParts<App> for Auth {
         } else {
             return Err(Error::Unauthenticated);
         };
-        if let Some(code) = parts.headers.get(TENANT_HEADER).and_then(|v| v.to_str().ok()) {
+        if let Some(code) = parts
+            .headers
+            .get(TENANT_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
             if code != p.tenant_code {
                 p = auth_service::switch_tenant(app, p, code).await?;
             }

@@ -13,7 +13,9 @@ pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
-            .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
             .expect("static buckets are valid")
             .build_recorder();
         let handle = recorder.handle();
@@ -28,7 +30,13 @@ pub async fn track(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| if req.uri().path().starts_with("/api/") { "unmatched".into() } else { "web".into() });
+        .unwrap_or_else(|| {
+            if req.uri().path().starts_with("/api/") {
+                "unmatched".into()
+            } else {
+                "web".into()
+            }
+        });
     let method = req.method().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
@@ -41,7 +49,12 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 pub async fn render(State(app): State<App>) -> Response {
     if let Ok(s) = crate::jobs::store::stats(&app.db, None).await {
-        for (state, n) in [("ready", s.ready), ("running", s.running), ("done", s.done), ("dead", s.dead)] {
+        for (state, n) in [
+            ("ready", s.ready),
+            ("running", s.running),
+            ("done", s.done),
+            ("dead", s.dead),
+        ] {
             metrics::gauge!("xiaotong_jobs", "state" => state).set(n as f64);
         }
         metrics::gauge!("xiaotong_queue_depth").set(s.ready as f64);

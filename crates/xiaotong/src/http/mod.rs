@@ -18,7 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Xiaotong API", description = "校通: directory, log-in, roles, audit trail and job queue. Errors are RFC 9457 problem+json."),
+    info(
+        title = "Xiaotong API",
+        description = "校通: directory, log-in, roles, audit trail and job queue. Errors are RFC 9457 problem+json."
+    ),
     components(schemas(crate::error::Problem, crate::error::FieldError))
 )]
 struct ApiDoc;
@@ -68,11 +71,28 @@ async fn api_not_found() -> crate::error::Error {
 }
 
 async fn readyz(State(app): State<App>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(3), crate::db::pending_migrations(&app.db)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(3),
+        crate::db::pending_migrations(&app.db),
+    )
+    .await
+    {
         Ok(Ok(p)) if p.is_empty() => (StatusCode::OK, "ready").into_response(),
-        Ok(Ok(p)) => (StatusCode::SERVICE_UNAVAILABLE, format!("migrations pending: {p:?}")).into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("database unreachable: {e}")).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database did not answer within 3 s").into_response(),
+        Ok(Ok(p)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("migrations pending: {p:?}"),
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unreachable: {e}"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database did not answer within 3 s",
+        )
+            .into_response(),
     }
 }
 

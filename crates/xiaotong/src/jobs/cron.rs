@@ -136,9 +136,15 @@ mod tests {
     fn next_tick_uses_the_time_zone() {
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
         // 2026-01-01T00:00:00Z is 08:00 in Shanghai; "0 7 * * *" next fires at 07:00 local next day.
-        let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap().timestamp_millis();
+        let start = chrono::Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp_millis();
         let next = next_after("0 7 * * *", tz, start).unwrap();
-        let expected = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 23, 0, 0).unwrap().timestamp_millis();
+        let expected = chrono::Utc
+            .with_ymd_and_hms(2026, 1, 1, 23, 0, 0)
+            .unwrap()
+            .timestamp_millis();
         assert_eq!(next, expected);
         assert!(next_after("not a cron", tz, start).is_err());
     }

@@ -14,7 +14,10 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn routes() -> OpenApiRouter<App> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(stats)).routes(routes!(retry))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(stats))
+        .routes(routes!(retry))
 }
 
 /// Platform admins see every job; others their tenant's.
@@ -33,16 +36,35 @@ struct JobsQuery {
 
 /// Jobs, newest first.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobsQuery), responses((status = 200, body = Page<JobInfo>)))]
-async fn list(State(app): State<App>, Auth(p): Auth, Q(q): Q<JobsQuery>) -> Result<Json<Page<JobInfo>>> {
+async fn list(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Q(q): Q<JobsQuery>,
+) -> Result<Json<Page<JobInfo>>> {
     authorize(&p, "jobs.read")?;
-    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(JobState::parse(s).ok_or_else(|| Error::validation("state", "must be ready, running, done or dead"))?),
-        None => None,
-    };
+    let state =
+        match q.state.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+                Error::validation("state", "must be ready, running, done or dead")
+            })?),
+            None => None,
+        };
     let page = q.page.unwrap_or(1).max(1);
     let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
-    let (items, total) = store::list(&app.db, tenant_filter(&p), state, per_page, (page - 1) * per_page).await?;
-    Ok(Json(Page { items, total, page, per_page }))
+    let (items, total) = store::list(
+        &app.db,
+        tenant_filter(&p),
+        state,
+        per_page,
+        (page - 1) * per_page,
+    )
+    .await?;
+    Ok(Json(Page {
+        items,
+        total,
+        page,
+        per_page,
+    }))
 }
 
 /// Jobs by state.

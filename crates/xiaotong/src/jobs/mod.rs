@@ -25,10 +25,12 @@ pub fn register_builtin(reg: &mut Registry, db: crate::db::Db) {
         async move {
             let mut tx = db.begin().await?;
             tx.execute(
-                &crate::db::Sql::new("INSERT INTO diag_job_runs (job_id, worker, at) VALUES (?, ?, ?)")
-                    .bind(job.id)
-                    .bind(job.lease_token.as_str())
-                    .bind(crate::db::now_ms()),
+                &crate::db::Sql::new(
+                    "INSERT INTO diag_job_runs (job_id, worker, at) VALUES (?, ?, ?)",
+                )
+                .bind(job.id)
+                .bind(job.lease_token.as_str())
+                .bind(crate::db::now_ms()),
             )
             .await?;
             if !complete_in(&mut tx, &job).await? {

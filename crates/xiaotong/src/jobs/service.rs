@@ -163,7 +163,10 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
         }
     }
     tasks.abort_all();
-    let left: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
+    let left: Vec<i64> = in_flight
+        .lock()
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
     for id in left {
         if let Err(e) = store::release(&db, id, &token).await {
             tracing::warn!(job = id, error = %e, "releasing job on shutdown failed");
@@ -192,7 +195,8 @@ async fn run_one(db: &Db, token: &str, handler: HandlerFn, job: Job) {
             "done"
         }
         Err(e) => {
-            let retry_at = (attempts < max_attempts).then(|| now_ms() + backoff(attempts).as_millis() as i64);
+            let retry_at =
+                (attempts < max_attempts).then(|| now_ms() + backoff(attempts).as_millis() as i64);
             tracing::warn!(job = id, kind = %kind, attempts, error = %format!("{e:#}"), dead = retry_at.is_none(), "job failed");
             if let Err(e2) = store::fail(db, id, token, &format!("{e:#}"), retry_at).await {
                 tracing::error!(job = id, error = %e2, "recording job failure failed");
@@ -204,8 +208,10 @@ async fn run_one(db: &Db, token: &str, handler: HandlerFn, job: Job) {
             }
         }
     };
-    metrics::counter!("xiaotong_jobs_processed_total", "kind" => kind.clone(), "outcome" => label).increment(1);
-    metrics::histogram!("xiaotong_job_duration_seconds", "kind" => kind).record(started.elapsed().as_secs_f64());
+    metrics::counter!("xiaotong_jobs_processed_total", "kind" => kind.clone(), "outcome" => label)
+        .increment(1);
+    metrics::histogram!("xiaotong_job_duration_seconds", "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
 }
 
 #[cfg(test)]

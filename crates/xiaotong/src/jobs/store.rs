@@ -27,14 +27,18 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob) -> Result<Option<i64>> {
             .bind(now)
     };
     if job.unique_key.is_none() {
-        return Ok(Some(tx.insert_id(&sql(format!("INSERT INTO {cols}"))).await?));
+        return Ok(Some(
+            tx.insert_id(&sql(format!("INSERT INTO {cols}"))).await?,
+        ));
     }
     let n = tx.execute(&sql(insert_ignore(tx.backend(), cols))).await?;
     if n == 0 {
         return Ok(None);
     }
     let row = tx
-        .fetch_one(&Sql::new("SELECT id FROM jobs WHERE unique_key = ?").bind(job.unique_key.clone()))
+        .fetch_one(
+            &Sql::new("SELECT id FROM jobs WHERE unique_key = ?").bind(job.unique_key.clone()),
+        )
         .await?;
     Ok(Some(row.i64("id")?))
 }
@@ -78,7 +82,13 @@ fn job_from_row(r: &AnyRow) -> Result<Job> {
 }
 
 /// Claim up to `limit` ready jobs for `lease_ms`.
-pub async fn claim(db: &Db, kinds: &[String], limit: i64, lease_ms: i64, token: &str) -> Result<Vec<Job>> {
+pub async fn claim(
+    db: &Db,
+    kinds: &[String],
+    limit: i64,
+    lease_ms: i64,
+    token: &str,
+) -> Result<Vec<Job>> {
     let now = now_ms();
     let mut pick = Sql::new("SELECT id FROM jobs WHERE state = 'ready' AND run_at <= ?").bind(now);
     pick.push(" AND kind IN ");
@@ -94,7 +104,11 @@ pub async fn claim(db: &Db, kinds: &[String], limit: i64, lease_ms: i64, token: 
                 ""
             };
             // Splice the picking subquery and its arguments after the SET arguments.
-            let mut combined = Sql::new(format!("{}({}{lock}) RETURNING {JOB_COLS}", sql.text(), pick.text()));
+            let mut combined = Sql::new(format!(
+                "{}({}{lock}) RETURNING {JOB_COLS}",
+                sql.text(),
+                pick.text()
+            ));
             combined = append_args(combined, &sql);
             combined = append_args(combined, &pick);
             sql = combined;
@@ -255,7 +269,13 @@ pub async fn stats(db: &Db, tenant_id: Option<i64>) -> Result<JobStats> {
     Ok(s)
 }
 
-pub async fn list(db: &Db, tenant_id: Option<i64>, state: Option<JobState>, limit: i64, offset: i64) -> Result<(Vec<JobInfo>, i64)> {
+pub async fn list(
+    db: &Db,
+    tenant_id: Option<i64>,
+    state: Option<JobState>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<JobInfo>, i64)> {
     let mut filter = Sql::new(" WHERE 1 = 1");
     if let Some(t) = tenant_id {
         filter.push_bind(" AND tenant_id = ?", t);
@@ -264,7 +284,10 @@ pub async fn list(db: &Db, tenant_id: Option<i64>, state: Option<JobState>, limi
         filter.push_bind(" AND state = ?", s.as_str());
     }
     let total = db
-        .fetch_one(&append_args(Sql::new(format!("SELECT COUNT(*) AS n FROM jobs{}", filter.text())), &filter))
+        .fetch_one(&append_args(
+            Sql::new(format!("SELECT COUNT(*) AS n FROM jobs{}", filter.text())),
+            &filter,
+        ))
         .await?
         .i64("n")?;
     let mut sql = append_args(
@@ -274,7 +297,8 @@ pub async fn list(db: &Db, tenant_id: Option<i64>, state: Option<JobState>, limi
         )),
         &filter,
     );
-    sql.push_bind(" LIMIT ?", limit).push_bind(" OFFSET ?", offset);
+    sql.push_bind(" LIMIT ?", limit)
+        .push_bind(" OFFSET ?", offset);
     let items = db
         .fetch_all(&sql)
         .await?
@@ -310,8 +334,10 @@ pub async fn retry_dead(db: &Db, tenant_id: Option<i64>, id: i64) -> Result<bool
 
 /// Delete finished jobs older than `before_ms`.
 pub async fn prune_done(db: &Db, before_ms: i64) -> Result<u64> {
-    db.execute(&Sql::new("DELETE FROM jobs WHERE state = 'done' AND finished_at < ?").bind(before_ms))
-        .await
+    db.execute(
+        &Sql::new("DELETE FROM jobs WHERE state = 'done' AND finished_at < ?").bind(before_ms),
+    )
+    .await
 }
 
 fn truncate(s: &str, max: usize) -> String {

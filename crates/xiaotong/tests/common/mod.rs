@@ -54,22 +54,34 @@ pub async fn fresh_database(backend: Backend) -> Option<String> {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join("xiaotong-tests");
             std::fs::create_dir_all(&dir).ok()?;
-            Some(format!("sqlite://{}?mode=rwc", dir.join(format!("{}.db", unique_name())).display()))
+            Some(format!(
+                "sqlite://{}?mode=rwc",
+                dir.join(format!("{}.db", unique_name())).display()
+            ))
         }
         Backend::Postgres => {
             let admin = std::env::var("XIAOTONG_TEST_POSTGRES_URL").ok()?;
             let name = unique_name();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to PostgreSQL");
-            conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .expect("connect to PostgreSQL");
+            conn.execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create database");
             Some(replace_db(&admin, &name))
         }
         Backend::MySql => {
             let admin = std::env::var("XIAOTONG_TEST_MYSQL_URL").ok()?;
             let name = unique_name();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to MariaDB");
-            conn.execute(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str())
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
                 .await
-                .expect("create database");
+                .expect("connect to MariaDB");
+            conn.execute(
+                format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+                    .as_str(),
+            )
+            .await
+            .expect("create database");
             Some(replace_db(&admin, &name))
         }
     }
@@ -117,7 +129,9 @@ pub async fn open_app(url: &str) -> App {
         database_url: url.to_string(),
         ..Settings::default()
     };
-    let app = App::open(settings, test_keys()).await.expect("open database");
+    let app = App::open(settings, test_keys())
+        .await
+        .expect("open database");
     xiaotong::db::migrate(&app.db).await.expect("migrate");
     app
 }
@@ -135,8 +149,12 @@ impl TestServer {
         if seed {
             xiaotong::demo::seed(&app).await.expect("seed demo data");
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let running = xiaotong::server::start(app.clone(), listener, true).await.expect("start server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let running = xiaotong::server::start(app.clone(), listener, true)
+            .await
+            .expect("start server");
         TestServer {
             base: format!("http://{}", running.addr),
             app,
@@ -149,11 +167,21 @@ impl TestServer {
     }
 
     pub async fn login(&self, tenant: &str, login: &str) -> Session {
-        self.login_with(tenant, login, PASSWORD).await.expect("log in")
+        self.login_with(tenant, login, PASSWORD)
+            .await
+            .expect("log in")
     }
 
-    pub async fn login_with(&self, tenant: &str, login: &str, password: &str) -> Result<Session, Response> {
-        let client = Client::builder().cookie_store(true).build().expect("client");
+    pub async fn login_with(
+        &self,
+        tenant: &str,
+        login: &str,
+        password: &str,
+    ) -> Result<Session, Response> {
+        let client = Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
         let resp = client
             .post(self.url("/api/v1/auth/login"))
             .json(&json!({"tenant": tenant, "login": login, "password": password}))
@@ -168,7 +196,10 @@ impl TestServer {
             .get_all("set-cookie")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix("xt_csrf=").map(|r| r.split(';').next().unwrap_or("").to_string()))
+            .find_map(|c| {
+                c.strip_prefix("xt_csrf=")
+                    .map(|r| r.split(';').next().unwrap_or("").to_string())
+            })
             .expect("csrf cookie");
         let me: Value = resp.json().await.expect("me");
         Ok(Session {
@@ -196,7 +227,11 @@ pub struct Session {
 
 impl Session {
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(format!("{}{}", self.base, path)).send().await.expect("GET")
+        self.client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -224,7 +259,12 @@ impl Session {
 /// Assert a problem+json response and return its body.
 pub async fn problem(resp: Response, status: u16) -> Value {
     assert_eq!(resp.status().as_u16(), status, "status");
-    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     assert_eq!(ct, "application/problem+json");
     let v: Value = resp.json().await.expect("problem body");
     assert_eq!(v["status"].as_u64(), Some(status as u64));
