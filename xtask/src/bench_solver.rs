@@ -10,8 +10,10 @@
 //! (default `$XIAOTONG_BENCH_DIR` or `../shared/bench`), `--examples DIR`
 //! (default `/usr/share/doc/fet-data/examples`), `--files N` (first N files
 //! only), `--only SUBSTRING`, `--threads N`, `--seed N`, `--skip-fet`,
-//! `--optimize` (fet: keep improving the soft cost until the time limit
-//! instead of stopping at the first feasible timetable, as fet-cl does).
+//! `--polish S` (fet: after the first feasible timetable, keep lowering the
+//! soft cost S seconds more; default 5), `--optimize` (fet: use the whole time
+//! limit). The FET ratio compares our time to the first feasible timetable
+//! (reading included) with fet-cl's wall time.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ struct Opts {
     seed: u64,
     skip_fet: bool,
     optimize: bool,
+    polish: f64,
 }
 
 fn workspace_root() -> PathBuf {
@@ -49,10 +52,15 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         seed: 1,
         skip_fet: false,
         optimize: false,
+        polish: 5.0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().with_context(|| format!("{a} needs a value"));
+        let mut val = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--time-limit" => o.time_limit = Some(val()?.parse().context("--time-limit")?),
             "--bench-dir" => o.bench_dir = PathBuf::from(val()?),
@@ -63,6 +71,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--seed" => o.seed = val()?.parse().context("--seed")?,
             "--skip-fet" => o.skip_fet = true,
             "--optimize" => o.optimize = true,
+            "--polish" => o.polish = val()?.parse().context("--polish")?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -85,11 +94,15 @@ fn build_solver() -> Result<PathBuf> {
         .output()
         .context("running cargo build")?;
     if !out.status.success() {
-        bail!("building the solver failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "building the solver failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     for line in stdout.lines() {
-        if line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"name\":\"solve\"") {
+        if line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"name\":\"solve\"")
+        {
             if let Some(i) = line.find("\"executable\":\"") {
                 let rest = &line[i + 14..];
                 if let Some(j) = rest.find('"') {
@@ -144,7 +157,11 @@ fn run_ours(bin: &Path, file: &Path, extra: &[String], out: &Path) -> Result<Our
     }
     if r.hard < 0 {
         let err = String::from_utf8_lossy(&o.stderr);
-        eprintln!("  {}: {}", file.display(), err.lines().last().unwrap_or("no result line"));
+        eprintln!(
+            "  {}: {}",
+            file.display(),
+            err.lines().last().unwrap_or("no result line")
+        );
     }
     Ok(r)
 }
@@ -162,7 +179,8 @@ fn run_fet(file: &Path, time_limit: f64, outdir: &Path) -> Result<(bool, f64)> {
     let secs = t.elapsed().as_secs_f64();
     let result = std::fs::read_to_string(outdir.join("logs/result.txt")).unwrap_or_default();
     let out = String::from_utf8_lossy(&o.stdout);
-    let solved = o.status.success() && (result.contains("Simulation successful") || out.contains("Simulation successful"));
+    let solved = o.status.success()
+        && (result.contains("Simulation successful") || out.contains("Simulation successful"));
     Ok((solved, secs))
 }
 
@@ -172,14 +190,22 @@ fn median(v: &mut [f64]) -> Option<f64> {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 fn bench_fet(o: &Opts) -> Result<()> {
     let limit = o.time_limit.unwrap_or(60.0);
     let list = std::fs::read_to_string(o.bench_dir.join("fet/dev-set.txt"))
         .with_context(|| format!("reading {}/fet/dev-set.txt", o.bench_dir.display()))?;
-    let mut files: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut files: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if let Some(s) = &o.only {
         files.retain(|f| f.contains(s.as_str()));
     }
@@ -199,6 +225,8 @@ fn bench_fet(o: &Opts) -> Result<()> {
     ];
     if !o.optimize {
         extra.push("--stop-at-feasible".into());
+        extra.push("--polish".into());
+        extra.push(o.polish.to_string());
     }
     println!(
         "{:<72} {:>6} {:>8} {:>6} {:>8} {:>9} {:>5} {:>8} {:>8}",
@@ -219,7 +247,13 @@ fn bench_fet(o: &Opts) -> Result<()> {
         // FET itself confirms our timetable: every activity is locked in the written file.
         let confirmed = if ours.solved && !o.skip_fet {
             match run_fet(&out, 30.0, &tmp.join("fet-check")) {
-                Ok((ok, _)) => if ok { "yes" } else { "NO" },
+                Ok((ok, _)) => {
+                    if ok {
+                        "yes"
+                    } else {
+                        "NO"
+                    }
+                }
                 Err(_) => "?",
             }
         } else {
@@ -228,7 +262,8 @@ fn bench_fet(o: &Opts) -> Result<()> {
         fet_solved += fs as usize;
         ours_solved += ours.solved as usize;
         if fs && ours.solved {
-            ratios.push(ours.seconds / ft.max(0.01));
+            let t = ours.first_feasible.unwrap_or(ours.seconds);
+            ratios.push(t / ft.max(0.01));
         }
         println!(
             "{:<72} {:>6} {:>8.2} {:>6} {:>8.2} {:>9} {:>5} {:>8} {:>8}",
@@ -237,14 +272,18 @@ fn bench_fet(o: &Opts) -> Result<()> {
             ft,
             ours.solved as u8,
             ours.seconds,
-            ours.first_feasible.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            ours.first_feasible
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "-".into()),
             ours.hard,
             ours.soft,
             confirmed
         );
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    let r = median(&mut ratios).map(|r| format!("{r:.3}")).unwrap_or_else(|| "NA".into());
+    let r = median(&mut ratios)
+        .map(|r| format!("{r:.3}"))
+        .unwrap_or_else(|| "NA".into());
     println!(
         "bench=fet files={} fet_solved={fet_solved} ours_solved={ours_solved} median_ratio={r}",
         files.len()
@@ -259,7 +298,9 @@ fn bench_itc(o: &Opts) -> Result<()> {
     let best_known = |name: &str| -> Option<i64> {
         readme.lines().find_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells.len() >= 3 && cells[1] == name).then(|| cells[2].parse().ok()).flatten()
+            (cells.len() >= 3 && cells[1] == name)
+                .then(|| cells[2].parse().ok())
+                .flatten()
         })
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -291,7 +332,10 @@ fn bench_itc(o: &Opts) -> Result<()> {
     );
     let (mut feasible, mut gaps) = (0, Vec::new());
     for f in &files {
-        let name = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let ours = run_ours(&bin, f, &extra, &tmp.join(format!("{name}.sol")))?;
         feasible += ours.solved as usize;
         let bk = best_known(&name);
@@ -306,7 +350,9 @@ fn bench_itc(o: &Opts) -> Result<()> {
         println!(
             "{:<10} {:>9} {:>8.2} {:>5} {:>7} {:>10} {:>8}",
             name,
-            ours.first_feasible.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            ours.first_feasible
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "-".into()),
             ours.seconds,
             ours.hard,
             ours.soft,

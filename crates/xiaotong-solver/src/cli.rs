@@ -45,6 +45,10 @@ pub struct SolveArgs {
     /// constraint name such as "max gaps per week"); repeatable, applied in order.
     #[arg(long = "relax", value_name = "S:WHAT")]
     pub relax: Vec<String>,
+    /// With --stop-at-feasible: keep improving the soft cost this many seconds
+    /// after the first feasible timetable.
+    #[arg(long, value_name = "S")]
+    pub polish: Option<f64>,
     /// Stop after this many search iterations (reproducible runs).
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u64>,
@@ -142,10 +146,17 @@ pub fn run_to(
         cancel,
         relax,
         stop_at_feasible: args.stop_at_feasible,
+        polish: args.polish.map(|s| Duration::from_secs_f64(s.max(0.0))),
         initial: None,
     };
     let sink: Mutex<(&mut (dyn Write + Send), f64, bool)> = Mutex::new((w, -1.0, false));
+    // Progress times count from the start of the command (reading included).
+    let offset = started.elapsed().as_secs_f64();
     let on_progress = |p: &Progress| {
+        let p = &Progress {
+            seconds: p.seconds + offset,
+            ..*p
+        };
         let mut g = sink.lock().unwrap_or_else(|e| e.into_inner());
         let first_feasible = p.hard == 0 && !g.2;
         if first_feasible || p.seconds - g.1 >= 0.5 {

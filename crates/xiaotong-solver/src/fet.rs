@@ -237,7 +237,13 @@ impl Ctx<'_> {
             .enumerate()
             .filter(|(_, a)| {
                 t.is_none_or(|t| a.teachers.contains(&t))
-                    && s.is_none_or(|s| a.students.contains(&s))
+                    && s.is_none_or(|s| {
+                        // FET matches an activity whose students share a subgroup with the set.
+                        let want = &self.m.students[s].atoms;
+                        a.students
+                            .iter()
+                            .any(|&x| self.m.students[x].atoms.iter().any(|y| want.contains(y)))
+                    })
                     && sub.is_none_or(|x| a.subject == Some(x))
                     && tag.is_none_or(|x| a.tags.contains(&x))
                     && dur.is_none_or(|d| a.duration == d)
@@ -250,7 +256,14 @@ impl Ctx<'_> {
 fn names_of(list: Option<&Element>, item: &str) -> Vec<(String, Element)> {
     list.map(|l| {
         l.children_named(item)
-            .map(|e| (e.child_text("Name").unwrap_or("").to_string(), e.clone()))
+            // Keep names exactly as written: FET does not trim them, and the
+            // writer must reproduce them (lookups trim both sides).
+            .map(|e| {
+                (
+                    e.child("Name").map(|n| n.text.clone()).unwrap_or_default(),
+                    e.clone(),
+                )
+            })
             .collect()
     })
     .unwrap_or_default()
@@ -270,6 +283,12 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
             .to_string(),
         ..Model::default()
     };
+    // FET 6 mornings-afternoons mode lists half days; its "min days between
+    // activities" counts real days. (The older Algerian/Moroccan FET 5 variants
+    // are converted by FET to half days, which is how they are read here.)
+    if root.child_text("Mode") == Some("Mornings_Afternoons") {
+        m.days_per_real_day = 2;
+    }
     m.days = names_of(root.child("Days_List"), "Day")
         .into_iter()
         .map(|x| x.0)

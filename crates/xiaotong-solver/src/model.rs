@@ -269,6 +269,9 @@ pub struct Model {
     pub check_qualifications: bool,
     /// Constraint types skipped on import, with how often they occurred.
     pub ignored: Vec<(String, usize)>,
+    /// FET's mornings-afternoons mode: each "day" is a half day and "min days
+    /// between activities" counts real days of this many half days (else 1).
+    pub days_per_real_day: usize,
 }
 
 impl Default for Model {
@@ -289,6 +292,7 @@ impl Default for Model {
             capacity: CapacityRule::Hard,
             check_qualifications: false,
             ignored: Vec::new(),
+            days_per_real_day: 1,
         }
     }
 }

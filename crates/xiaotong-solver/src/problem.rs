@@ -135,6 +135,8 @@ pub struct Problem {
     pub unit_starts: Vec<Vec<u16>>,
     pub blockers: Vec<Blocker>,
     pub relaxed: Vec<Relaxation>,
+    /// Days per real day for "min days between activities" (2 in mornings-afternoons mode).
+    pub real_day: usize,
 }
 
 fn expand_who(m: &Model, who: &Who) -> Vec<u32> {
@@ -811,6 +813,7 @@ impl Problem {
             unit_starts,
             blockers,
             relaxed: relax.to_vec(),
+            real_day: m.days_per_real_day.max(1),
         })
     }
 }

@@ -42,8 +42,11 @@ pub struct SolveOptions {
     /// Relaxation ladder: after the given seconds without a feasible timetable,
     /// apply the relaxation (cumulatively).
     pub relax: Vec<(f64, Relaxation)>,
-    /// Stop as soon as every hard constraint holds.
+    /// Stop as soon as every hard constraint holds (after `polish`, if set).
     pub stop_at_feasible: bool,
+    /// With `stop_at_feasible`: keep lowering the soft cost this long after the
+    /// first feasible timetable.
+    pub polish: Option<Duration>,
     /// Start from this timetable instead of constructing one.
     pub initial: Option<Solution>,
 }
@@ -58,6 +61,7 @@ impl Default for SolveOptions {
             cancel: Arc::new(AtomicBool::new(false)),
             relax: Vec::new(),
             stop_at_feasible: false,
+            polish: None,
             initial: None,
         }
     }
@@ -394,8 +398,17 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let mut best = (i64::MAX, 0u32, NONE);
         let n = act.rooms.len();
         let off = self.rng.gen_range(0..n);
-        for k in 0..n {
-            let i = (k + off) % n;
+        // The current room first (keeps rooms stable), then the others from a random offset.
+        let cur_i = act.rooms.iter().position(|&r| r == cur);
+        for k in 0..=n {
+            let i = match (k, cur_i) {
+                (0, Some(c)) => c,
+                (0, None) => continue,
+                _ => (k - 1 + off) % n,
+            };
+            if k > 0 && Some(i) == cur_i {
+                continue;
+            }
             let r = act.rooms[i];
             let mut clash = 0i64;
             for x in s as usize..s as usize + act.dur {
@@ -532,7 +545,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         if n_units == 0 {
             return;
         }
-        let lahc_len = 2000usize;
+        // Longer runs afford a longer late-acceptance history.
+        let lahc_len =
+            (self.opts.time_limit.as_secs_f64() * 200.0).clamp(1000.0, 100_000.0) as usize;
         let mut lahc: Vec<i64> = Vec::new();
         let mut since_best = 0u64;
         let mut last_best = self.best;
@@ -545,8 +560,14 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 break;
             }
             if self.opts.stop_at_feasible && self.best.hard == 0 {
-                self.shared.done.store(true, Ordering::Relaxed);
-                break;
+                let polished = match (self.opts.polish, self.first_feasible) {
+                    (Some(d), Some(f)) => self.shared.started.elapsed().as_secs_f64() >= f + d.as_secs_f64(),
+                    _ => true,
+                };
+                if polished {
+                    self.shared.done.store(true, Ordering::Relaxed);
+                    break;
+                }
             }
             if self.best == (Cost { hard: 0, soft: 0 }) {
                 self.shared.done.store(true, Ordering::Relaxed);

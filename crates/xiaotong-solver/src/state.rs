@@ -89,12 +89,12 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
                 if start[a] == NONE {
                     continue;
                 }
-                let (da, sa) = (start[a] as usize / per, start[a] as usize);
+                let (da, sa) = (start[a] as usize / per / p.real_day, start[a] as usize);
                 for &b in &g.acts[i + 1..] {
                     if start[b] == NONE || b == a {
                         continue;
                     }
-                    let (db, sb) = (start[b] as usize / per, start[b] as usize);
+                    let (db, sb) = (start[b] as usize / per / p.real_day, start[b] as usize);
                     if da.abs_diff(db) < min {
                         v += 1;
                     }
