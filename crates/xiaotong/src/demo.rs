@@ -448,10 +448,12 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
     let ph = "13800138000";
     zhang.phone_enc = Some(app.keys.encrypt(ph));
     zhang.phone_index = Some(app.keys.blind_index("phone", ph));
-    zhang.department_id = store::departments(&app.db, school.id)
+    let info_dept = store::departments(&app.db, school.id)
         .await?
-        .first()
+        .into_iter()
+        .find(|d| d.path == "信息工程系")
         .map(|d| d.id);
+    zhang.department_id = info_dept;
     let student = create_login(
         app,
         school.id,
@@ -521,10 +523,7 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
     let teacher_rec = PersonRecord {
         kind: "teacher".into(),
         name: "林老师".into(),
-        department_id: store::departments(&app.db, school.id)
-            .await?
-            .first()
-            .map(|d| d.id),
+        department_id: info_dept,
         ..PersonRecord::default()
     };
     let teacher = create_login(

@@ -155,6 +155,37 @@ async fn import_flow(url: String) {
     assert_eq!(v["state"], "rejected");
     assert_eq!(v["errors"][0]["row"], 1);
 
+    // Accounts imported with a first password must change it at first log-in.
+    let v = upload(
+        &admin,
+        "accounts.csv",
+        "类型,学号工号,姓名,用户名,初始密码\n教师,T990001,新老师,newteacher,Start2026a\n"
+            .as_bytes()
+            .to_vec(),
+        "all_or_nothing",
+    )
+    .await;
+    assert_eq!(v["created"], 1, "{v}");
+    let newbie = s
+        .login_with("school", "newteacher", "Start2026a")
+        .await
+        .ok()
+        .expect("first log-in");
+    assert_eq!(newbie.me["must_change_password"], true);
+    let p = problem(newbie.get("/api/v1/people").await, 403).await;
+    assert!(p["detail"]
+        .as_str()
+        .unwrap()
+        .contains("password change required"));
+    let r = newbie
+        .post(
+            "/api/v1/auth/password",
+            serde_json::json!({"current_password": "Start2026a", "new_password": "Mine2026b"}),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(newbie.get("/api/v1/people").await.status().as_u16(), 200);
+
     // Only callers with import.run may import.
     let teacher = s.login("school", "teacher").await;
     let r = teacher
