@@ -17,6 +17,7 @@ after(async () => {
 
 async function search(q) {
   const input = page.getByTestId('people-search')
+  if ((await input.inputValue()) === q) return page.getByTestId('person-name').allInnerTexts()
   const done = page.waitForResponse((r) => r.url().includes('/api/v1/people?') && new URL(r.url()).searchParams.get('q') === q)
   await input.fill(q)
   await done
@@ -50,4 +51,18 @@ test('open 张三 in the detail drawer', async () => {
   assert.match(new URL(page.url()).pathname, /^\/people\/\d+$/)
   await shot(page, 'desktop-person')
   await page.keyboard.press('Escape')
+})
+
+test('the search and the open person survive a reload', async () => {
+  await search('张三')
+  await page.getByTestId('person-name').filter({ hasText: /^张三$/ }).first().click()
+  await page.getByTestId('person-detail-name').waitFor()
+  const url = new URL(page.url())
+  assert.equal(url.searchParams.get('q'), '张三')
+  await page.reload()
+  await page.getByTestId('person-detail-name').waitFor()
+  assert.equal(await page.getByTestId('people-search').inputValue(), '张三')
+  await page.keyboard.press('Escape')
+  await page.waitForURL((u) => u.pathname === '/people')
+  assert.equal(new URL(page.url()).searchParams.get('q'), '张三')
 })
