@@ -1,7 +1,7 @@
 // Opens each admin page, checks it renders without errors, saves screenshots.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { launch, login, newPage, shot } from '../lib.mjs'
+import { launch, login, newPage, pickOption, shot } from '../lib.mjs'
 
 let browser, page
 const problems = []
@@ -54,7 +54,7 @@ test('audit trail and chain verification', async () => {
   await result.waitFor()
   assert.ok(await result.evaluate((el) => el.classList.contains('el-alert--success')), await result.innerText())
   // Filter: only the role created above.
-  await page.getByTestId('audit-entity').fill('role')
+  await pickOption(page, 'audit-entity', 'audit-entity-role')
   const res = page.waitForResponse((r) => r.url().includes('/api/v1/audit?') && r.url().includes('entity=role'))
   await page.getByTestId('audit-search').click()
   const filtered = await (await res).json()
