@@ -701,18 +701,3 @@ pub async fn ids_by_number(
     }
     Ok(out)
 }
-
-/// Does anyone reference this person from history (audit entries as actor, guardianships…)?
-pub async fn is_referenced(tx: &mut Tx, tenant_id: i64, id: i64) -> Result<bool> {
-    let r = tx
-        .fetch_one(
-            &Sql::new("SELECT (SELECT COUNT(*) FROM audit_log WHERE tenant_id = ? AND actor_id = ?) + (SELECT COUNT(*) FROM guardianships WHERE tenant_id = ? AND (parent_id = ? OR student_id = ?)) AS n")
-                .bind(tenant_id)
-                .bind(id)
-                .bind(tenant_id)
-                .bind(id)
-                .bind(id),
-        )
-        .await?;
-    Ok(r.i64("n")? > 0)
-}

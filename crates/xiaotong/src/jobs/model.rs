@@ -89,6 +89,9 @@ pub struct Job {
     pub max_attempts: i64,
     /// Fences completion: only the holder of the current lease may finish it.
     pub lease_token: String,
+    /// Set when the handler completed the job in its own transaction, so the
+    /// runner need not write again.
+    pub completed_in_tx: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A job as listed in the API.

@@ -182,12 +182,14 @@ async fn run_one(db: &Db, token: &str, handler: HandlerFn, job: Job) {
     let id = job.id;
     let attempts = job.attempts;
     let max_attempts = job.max_attempts;
+    let completed_in_tx = job.completed_in_tx.clone();
     let outcome = tokio::spawn(handler(job)).await;
     let result = match outcome {
         Ok(r) => r,
         Err(e) => Err(anyhow::anyhow!("job handler panicked: {e}")),
     };
     let label = match &result {
+        Ok(()) if completed_in_tx.load(std::sync::atomic::Ordering::Relaxed) => "done",
         Ok(()) => {
             if let Err(e) = store::complete(db, id, token).await {
                 tracing::error!(job = id, error = %e, "marking job done failed");

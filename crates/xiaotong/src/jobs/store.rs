@@ -78,6 +78,7 @@ fn job_from_row(r: &AnyRow) -> Result<Job> {
         attempts: r.i64("attempts")?,
         max_attempts: r.i64("max_attempts")?,
         lease_token: r.opt_str("lease_token")?.unwrap_or_default(),
+        completed_in_tx: Default::default(),
     })
 }
 
@@ -170,7 +171,7 @@ pub async fn complete(db: &Db, id: i64, token: &str) -> Result<bool> {
 /// Returns false when the lease was lost: the caller must roll back.
 pub async fn complete_in(tx: &mut Tx, job: &Job) -> Result<bool> {
     let now = now_ms();
-    Ok(tx
+    let done = tx
         .execute(
             &Sql::new("UPDATE jobs SET state = 'done', finished_at = ?, updated_at = ?, lease_until = NULL WHERE id = ? AND lease_token = ? AND state = 'running'")
                 .bind(now)
@@ -179,7 +180,11 @@ pub async fn complete_in(tx: &mut Tx, job: &Job) -> Result<bool> {
                 .bind(job.lease_token.as_str()),
         )
         .await?
-        == 1)
+        == 1;
+    // Relaxed is enough: the runner reads it after the handler's future completed.
+    job.completed_in_tx
+        .store(done, std::sync::atomic::Ordering::Relaxed);
+    Ok(done)
 }
 
 /// Record a failure: back to ready at `retry_at`, or dead when `retry_at` is None.
