@@ -14,9 +14,15 @@ const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
 const MAX_FAILURES_PER_ADDRESS: i64 = 30;
 
-/// A hash no password matches, verified when the account does not exist so
-/// that timing does not reveal which log-in names exist.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Hb9CJx/6ZJ8Yz8E4GEEm6dTDOEYqv8HpjMm2ylE0ws";
+/// A real argon2id hash of a random secret, verified when no account
+/// matches, so that timing does not reveal which log-in names exist.
+async fn dummy_hash() -> String {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_init(|| async { password::hash(random_token(16)).await.unwrap_or_default() })
+        .await
+        .clone()
+}
 
 pub struct LoggedIn {
     pub session_token: String,
@@ -78,7 +84,7 @@ pub async fn login(
         }
     }
     if candidates.is_empty() {
-        password::verify(req.password.clone(), DUMMY_HASH.to_string()).await;
+        password::verify(req.password.clone(), dummy_hash().await).await;
     }
     let (Some(tenant), Some(acct)) = (tenant, matched) else {
         store::record_failures(&app.db, &[acct_key, ip_key]).await?;
