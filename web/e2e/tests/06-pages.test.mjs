@@ -44,6 +44,30 @@ test('roles & permissions', async () => {
   await page.locator('[data-testid="role-dialog"] .el-checkbox').first().click()
   await page.getByTestId('role-save').click()
   await page.getByTestId('roles-table').getByText('E2E 查看员').waitFor()
+  // Edit it: rename and change the data scope.
+  const row = () => page.getByTestId('roles-table').locator('.el-table__body-wrapper tr', { hasText: 'e2e_viewer' })
+  await row().getByTestId('role-edit').click()
+  await page.getByTestId('role-name').fill('E2E 审核员')
+  await page.locator('[data-testid="role-dialog"] .el-select').click()
+  await page.locator('.el-select-dropdown:visible .el-select-dropdown__item', { hasText: /^本部门$/ }).click()
+  const patch = page.waitForResponse((r) => /\/api\/v1\/roles\/\d+$/.test(r.url()) && r.request().method() === 'PATCH')
+  await page.getByTestId('role-save').click()
+  assert.equal((await patch).status(), 200)
+  await row().getByText('E2E 审核员').waitFor()
+  assert.match(await row().innerText(), /本部门/)
+  // Delete it.
+  await row().getByTestId('role-delete').click()
+  const del = page.waitForResponse((r) => /\/api\/v1\/roles\/\d+$/.test(r.url()) && r.request().method() === 'DELETE')
+  await page.locator('.el-message-box .el-button--primary').click()
+  assert.equal((await del).status(), 204)
+  await row().waitFor({ state: 'detached' })
+  // And create it again for the audit trail below.
+  await page.getByTestId('role-create').click()
+  await page.getByTestId('role-key').fill('e2e_viewer')
+  await page.getByTestId('role-name').fill('E2E 查看员')
+  await page.locator('[data-testid="role-dialog"] .el-checkbox').first().click()
+  await page.getByTestId('role-save').click()
+  await page.getByTestId('roles-table').getByText('E2E 查看员').waitFor()
 })
 
 test('audit trail and chain verification', async () => {
