@@ -170,17 +170,31 @@ fn run_ours(bin: &Path, file: &Path, extra: &[String], out: &Path) -> Result<Our
 fn run_fet(file: &Path, time_limit: f64, outdir: &Path) -> Result<(bool, f64)> {
     let _ = std::fs::remove_dir_all(outdir);
     let t = Instant::now();
-    let o = Command::new("fet-cl")
+    let mut child = Command::new("fet-cl")
         .arg(format!("--inputfile={}", file.display()))
         .arg(format!("--outputdir={}", outdir.display()))
         .arg(format!("--timelimitseconds={}", time_limit.round() as u64))
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .context("running fet-cl (apt-get install fet)")?;
+    // fet-cl does not always honour its own time limit: stop it 30 s later.
+    let deadline = t + std::time::Duration::from_secs_f64(time_limit + 30.0);
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let secs = t.elapsed().as_secs_f64();
     let result = std::fs::read_to_string(outdir.join("logs/result.txt")).unwrap_or_default();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let solved = o.status.success()
-        && (result.contains("Simulation successful") || out.contains("Simulation successful"));
+    let solved = status.is_some_and(|s| s.success()) && result.contains("Simulation successful");
     Ok((solved, secs))
 }
 
@@ -246,7 +260,7 @@ fn bench_fet(o: &Opts) -> Result<()> {
         let ours = run_ours(&bin, &path, &extra, &out)?;
         // FET itself confirms our timetable: every activity is locked in the written file.
         let confirmed = if ours.solved && !o.skip_fet {
-            match run_fet(&out, 30.0, &tmp.join("fet-check")) {
+            match run_fet(&out, 10.0, &tmp.join("fet-check")) {
                 Ok((ok, _)) => {
                     if ok {
                         "yes"

@@ -561,7 +561,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             }
             if self.opts.stop_at_feasible && self.best.hard == 0 {
                 let polished = match (self.opts.polish, self.first_feasible) {
-                    (Some(d), Some(f)) => self.shared.started.elapsed().as_secs_f64() >= f + d.as_secs_f64(),
+                    (Some(d), Some(f)) => {
+                        self.shared.started.elapsed().as_secs_f64() >= f + d.as_secs_f64()
+                    }
                     _ => true,
                 };
                 if polished {
@@ -795,7 +797,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let cur = scalar(self.st.cost());
         let kind = self.rng.gen_range(0..100);
         self.moves.clear();
-        if kind < 50 {
+        if kind < 45 {
             let u = self.rng.gen_range(0..p.units.len());
             let starts = &p.unit_starts[u];
             if starts.is_empty() {
@@ -803,6 +805,30 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             }
             let s = starts[self.rng.gen_range(0..starts.len())];
             self.unit_moves(u, s);
+        } else if kind < 55 {
+            // Exchange the places (time and room) of two unrelated single activities.
+            let a = self.rng.gen_range(0..p.acts.len());
+            let b = self.rng.gen_range(0..p.acts.len());
+            let (sa, sb) = (self.st.start[a], self.st.start[b]);
+            if a == b
+                || sa == NONE
+                || sb == NONE
+                || p.units[p.act_unit[a]].len() != 1
+                || p.units[p.act_unit[b]].len() != 1
+                || p.acts[a].dur != p.acts[b].dur
+                || !p.acts[a].allowed[sb as usize]
+                || !p.acts[b].allowed[sa as usize]
+            {
+                return;
+            }
+            let (ra, rb) = (self.st.room[a], self.st.room[b]);
+            if (rb == NONE) != p.acts[a].rooms.is_empty()
+                || (ra == NONE) != p.acts[b].rooms.is_empty()
+            {
+                return;
+            }
+            self.moves.push((a, sb, rb));
+            self.moves.push((b, sa, ra));
         } else if kind < 80 {
             // Swap the times of two single activities sharing a resource.
             let a = self.rng.gen_range(0..p.acts.len());
