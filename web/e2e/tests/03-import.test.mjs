@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { launch, login, newPage, shot } from '../lib.mjs'
+import { makeXlsx } from '../xlsx.mjs'
 
 const CSV =
   '\ufeff类型,学号工号,姓名,性别,手机号\n' +
@@ -118,4 +119,30 @@ test('an imported account must change its password on first log-in', async () =>
   } finally {
     await other.context().close()
   }
+})
+
+test('an XLSX file with English headers imports', async () => {
+  const xlsx = makeXlsx([
+    ['kind', 'number', 'name', 'gender', 'phone', 'tags'],
+    ['teacher', 'E2E0300', '表格导入甲', 'female', '13900003001', 'e2e;xlsx'],
+    ['staff', 'E2E0301', '表格导入乙', 'male', '13900003002', ''],
+  ])
+  await page.goto('/import')
+  await page.getByTestId('import-file').locator('input[type=file]').setInputFiles({
+    name: 'e2e-people.xlsx',
+    mimeType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+    buffer: xlsx,
+  })
+  await page.getByTestId('mode-all').click()
+  await page.getByTestId('import-start').click()
+  const state = page.locator('[data-testid="import-state"][data-state="succeeded"], [data-testid="import-state"][data-state="rejected"], [data-testid="import-state"][data-state="failed"]')
+  await state.waitFor({ timeout: 30_000 })
+  const errors = (await page.getByTestId('import-errors').count()) ? await errorRows() : []
+  assert.equal(await state.getAttribute('data-state'), 'succeeded', JSON.stringify(errors))
+  assert.equal(await count('count-created'), 2)
+  const found = await apiPeople('表格导入')
+  assert.equal(found.total, 2)
+  const jia = found.items.find((p) => p.name === '表格导入甲')
+  assert.equal(jia.kind, 'teacher')
+  assert.deepEqual([...jia.tags].sort(), ['e2e', 'xlsx'])
 })
