@@ -2,6 +2,19 @@
 // with node's zlib (no package needed).
 import zlib from 'node:zlib'
 
+// zlib.crc32 exists from node 20.15; older nodes get the table version.
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+  return c >>> 0
+})
+function crc32(buf) {
+  if (typeof zlib.crc32 === 'function') return zlib.crc32(buf)
+  let c = 0xffffffff
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8)
+  return (c ^ 0xffffffff) >>> 0
+}
+
 function esc(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 }
@@ -19,7 +32,7 @@ function zip(files) {
   for (const [name, text] of files) {
     const data = Buffer.from(text, 'utf8')
     const deflated = zlib.deflateRawSync(data)
-    const crc = zlib.crc32(data)
+    const crc = crc32(data)
     const nameBuf = Buffer.from(name, 'utf8')
     const local = Buffer.alloc(30)
     local.writeUInt32LE(0x04034b50, 0)
