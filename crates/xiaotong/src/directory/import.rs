@@ -502,7 +502,8 @@ pub async fn run(
         let mut tx = app.db.begin().await?;
         let mut changes = vec![];
         let mut creates: Vec<(&Planned, PersonRecord)> = vec![];
-        let mut touched: Vec<(i64, &Planned)> = vec![];
+        // (person, row, tags to write: Some(true) replaces, Some(false) adds to a new person)
+        let mut touched: Vec<(i64, &Planned, Option<bool>)> = vec![];
         for p in chunk {
             let mut record = p.valid.record.clone();
             if let Some(d) = &p.department {
@@ -587,7 +588,7 @@ pub async fn run(
                             )),
                     );
                     out.updated += 1;
-                    touched.push((ex.id, p));
+                    touched.push((ex.id, p, (!same_tags).then_some(true)));
                 }
                 None => creates.push((p, record)),
             }
@@ -615,11 +616,17 @@ pub async fn run(
                 p.tags.as_deref().unwrap_or(&[]),
             )));
             role_grants.push((id, default_role(&r.kind)));
-            touched.push((id, p));
+            touched.push((
+                id,
+                p,
+                p.tags.as_ref().filter(|t| !t.is_empty()).map(|_| false),
+            ));
             out.created += 1;
         }
-        for (id, p) in &touched {
-            if let Some(tags) = &p.tags {
+        let mut tag_deletes = vec![];
+        let mut tag_inserts = vec![];
+        for (id, p, tag_action) in &touched {
+            if let (Some(replace), Some(tags)) = (tag_action, &p.tags) {
                 let mut ids = vec![];
                 for t in tags {
                     let tid = match tag_ids.get(t) {
@@ -634,10 +641,16 @@ pub async fn run(
                 }
                 ids.sort_unstable();
                 ids.dedup();
-                store::set_tags(&mut tx, tenant_id, *id, &ids).await?;
+                if *replace {
+                    tag_deletes.push(*id);
+                }
+                tag_inserts.extend(ids.into_iter().map(|t| (*id, t)));
             }
             for s in &p.parent_of {
-                if let Some(sid) = number_ids.get(s) {
+                if let Some(sid) = number_ids
+                    .get(s)
+                    .filter(|sid| !links.contains(&(*id, **sid)))
+                {
                     store::link_guardian(&mut tx, tenant_id, *id, *sid).await?;
                 }
             }
@@ -646,6 +659,7 @@ pub async fn run(
                 auth::store::set_password(&mut tx, tenant_id, *id, &hash, true).await?;
             }
         }
+        store::write_tags(&mut tx, tenant_id, &tag_deletes, &tag_inserts).await?;
         grant_roles(&mut tx, tenant_id, &role_grants).await?;
         audit::append(&mut tx, actor, &changes).await?;
         tx.commit().await?;

@@ -482,6 +482,34 @@ pub async fn set_tags(tx: &mut Tx, tenant_id: i64, person_id: i64, tag_ids: &[i6
     Ok(())
 }
 
+/// Bulk tag writes: drop the tags of `replace_for`, then add `(person, tag)` pairs.
+pub async fn write_tags(
+    tx: &mut Tx,
+    tenant_id: i64,
+    replace_for: &[i64],
+    pairs: &[(i64, i64)],
+) -> Result<()> {
+    for chunk in replace_for.chunks(500) {
+        let mut sql = Sql::new("DELETE FROM person_tags WHERE tenant_id = ? AND person_id IN ")
+            .bind(tenant_id);
+        sql.push_in(chunk.iter().copied());
+        tx.execute(&sql).await?;
+    }
+    for chunk in pairs.chunks(500) {
+        let mut sql = Sql::new("INSERT INTO person_tags (tenant_id, person_id, tag_id) VALUES ");
+        for (i, (person, tag)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push_bind("(?", tenant_id)
+                .push_bind(", ?", *person)
+                .push_bind(", ?)", *tag);
+        }
+        tx.execute(&sql).await?;
+    }
+    Ok(())
+}
+
 pub async fn link_guardian(
     tx: &mut Tx,
     tenant_id: i64,
