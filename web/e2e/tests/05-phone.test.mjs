@@ -36,3 +36,25 @@ test('phone: log in, menu drawer, people', async () => {
     await page.context().close()
   }
 })
+
+test('360 px wide: no page is wider than the screen', async () => {
+  const context = await browser.newContext({
+    baseURL: process.env.XIAOTONG_E2E_URL,
+    viewport: { width: 360, height: 740 },
+    isMobile: true,
+    hasTouch: true,
+  })
+  const page = await context.newPage()
+  try {
+    await login(page, 'school', 'admin')
+    for (const path of ['/', '/people', '/import', '/roles', '/audit', '/tokens', '/jobs', '/profile']) {
+      await page.goto(path)
+      await page.locator('.page').first().waitFor()
+      await page.waitForLoadState('networkidle')
+      const width = await page.evaluate(() => document.documentElement.scrollWidth)
+      assert.ok(width <= 360, `${path} is ${width}px wide`)
+    }
+  } finally {
+    await context.close()
+  }
+})
