@@ -139,7 +139,7 @@ async function main() {
   const code = await new Promise((resolve) => {
     const runner = spawn(
       process.execPath,
-      ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+      ['--test', '--test-concurrency=1', '--test-timeout=180000', '--test-reporter=spec', ...files],
       { cwd: webDir, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, XIAOTONG_E2E_URL: base } },
     )
     runner.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)))
