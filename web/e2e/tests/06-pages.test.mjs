@@ -77,6 +77,7 @@ test('audit trail and chain verification', async () => {
   const result = page.getByTestId('audit-verify-result')
   await result.waitFor()
   assert.ok(await result.evaluate((el) => el.classList.contains('el-alert--success')), await result.innerText())
+  await shot(page, 'desktop-audit')
   // Filter: only the role created above.
   await pickOption(page, 'audit-entity', 'audit-entity-role')
   const res = page.waitForResponse((r) => r.url().includes('/api/v1/audit?') && r.url().includes('entity=role'))
@@ -88,7 +89,7 @@ test('audit trail and chain verification', async () => {
   await page.getByTestId('audit-table').locator('.el-table__row').first().click()
   await page.getByTestId('audit-diff').waitFor()
   assert.match(await page.getByTestId('audit-diff').innerText(), /e2e_viewer/)
-  await shot(page, 'desktop-audit')
+  await shot(page, 'desktop-audit-diff')
   await page.keyboard.press('Escape')
 })
 

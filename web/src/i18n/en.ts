@@ -216,6 +216,7 @@ const en = {
   audit: {
     title: 'Audit trail',
     actor: 'Actor ID',
+    actorName: 'Actor',
     entity: 'Entity',
     action: 'Action',
     from: 'From',

@@ -218,6 +218,7 @@ const zhCN: Messages = {
   audit: {
     title: '审计日志',
     actor: '操作人 ID',
+    actorName: '操作人',
     entity: '对象',
     action: '动作',
     from: '开始时间',
