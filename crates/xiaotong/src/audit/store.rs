@@ -105,14 +105,6 @@ fn filter_sql(tenant_id: i64, f: &AuditFilter) -> Sql {
     sql
 }
 
-fn with_args(text: String, from: &Sql) -> Sql {
-    let mut s = Sql::new(text);
-    for v in from.args() {
-        s = s.bind(v.clone());
-    }
-    s
-}
-
 pub async fn list(
     db: &Db,
     tenant_id: i64,
@@ -122,13 +114,13 @@ pub async fn list(
 ) -> Result<(Vec<AuditEntry>, i64)> {
     let filter = filter_sql(tenant_id, f);
     let total = db
-        .fetch_one(&with_args(
+        .fetch_one(&Sql::around(
             format!("SELECT COUNT(*) AS n FROM audit_log{}", filter.text()),
             &filter,
         ))
         .await?
         .i64("n")?;
-    let mut sql = with_args(
+    let mut sql = Sql::around(
         format!(
             "SELECT id, seq, at, actor_id, actor_name, action, entity, entity_id, ip, request_id, before_json, after_json, prev_hash, hash FROM audit_log{} ORDER BY seq DESC",
             filter.text()

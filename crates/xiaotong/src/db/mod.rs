@@ -351,6 +351,21 @@ impl Sql {
         }
     }
 
+    /// A statement around an embedded fragment (such as a filter), taking
+    /// the fragment's arguments in order.
+    pub fn around(text: impl Into<String>, fragment: &Sql) -> Self {
+        Sql {
+            text: text.into(),
+            args: fragment.args.clone(),
+        }
+    }
+
+    /// Append another statement's arguments after this one's.
+    pub fn with_args_of(mut self, other: &Sql) -> Self {
+        self.args.extend(other.args.iter().cloned());
+        self
+    }
+
     /// Bind the next `?`.
     pub fn bind(mut self, v: impl Into<Val>) -> Self {
         self.args.push(v.into());

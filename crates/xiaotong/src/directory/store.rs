@@ -184,14 +184,6 @@ fn filter_sql(tenant_id: i64, reach: &Reach, f: &PeopleFilter) -> Sql {
     sql
 }
 
-fn rebind(text: String, from: &Sql) -> Sql {
-    let mut s = Sql::new(text);
-    for v in from.args() {
-        s = s.bind(v.clone());
-    }
-    s
-}
-
 /// One page of people, best matches first, then by pinyin.
 pub async fn list_people(
     db: &Db,
@@ -203,13 +195,13 @@ pub async fn list_people(
 ) -> Result<(Vec<AnyRow>, i64)> {
     let filter = filter_sql(tenant_id, reach, f);
     let total = db
-        .fetch_one(&rebind(
+        .fetch_one(&Sql::around(
             format!("SELECT COUNT(*) AS n FROM people p{}", filter.text()),
             &filter,
         ))
         .await?
         .i64("n")?;
-    let mut sql = rebind(
+    let mut sql = Sql::around(
         format!("SELECT {PERSON_COLS}{PERSON_FROM}{}", filter.text()),
         &filter,
     );
@@ -546,37 +538,40 @@ pub struct PersonRecord {
     pub class_id: Option<i64>,
 }
 
-/// Insert many people in multi-row statements; returns nothing: callers
-/// look ids up by number afterwards.
+const PEOPLE_INSERT: &str = "INSERT INTO people (tenant_id, kind, number, name, name_pinyin, name_initials, gender, phone_enc, phone_index, email, \
+     id_number_enc, id_number_index, username, must_change_password, platform_admin, department_id, class_id, active, created_at, updated_at) VALUES ";
+
+fn push_person_values(sql: &mut Sql, tenant_id: i64, p: &PersonRecord, now: i64) {
+    let (py, ini) = super::validate::pinyin_of(&p.name);
+    sql.push_bind("(?", tenant_id)
+        .push_bind(", ?", p.kind.as_str())
+        .push_bind(", ?", p.number.clone())
+        .push_bind(", ?", p.name.as_str())
+        .push_bind(", ?", py)
+        .push_bind(", ?", ini)
+        .push_bind(", ?", p.gender.clone())
+        .push_bind(", ?", p.phone_enc.clone())
+        .push_bind(", ?", p.phone_index.clone())
+        .push_bind(", ?", p.email.clone())
+        .push_bind(", ?", p.id_number_enc.clone())
+        .push_bind(", ?", p.id_number_index.clone())
+        .push_bind(", ?, 0, 0", p.username.clone())
+        .push_bind(", ?", p.department_id)
+        .push_bind(", ?, 1", p.class_id)
+        .push_bind(", ?", now)
+        .push_bind(", ?)", now);
+}
+
+/// Insert many people in multi-row statements; callers look ids up by number afterwards.
 pub async fn insert_people(tx: &mut Tx, tenant_id: i64, people: &[PersonRecord]) -> Result<()> {
     let now = now_ms();
     for chunk in people.chunks(400) {
-        let mut sql = Sql::new(
-            "INSERT INTO people (tenant_id, kind, number, name, name_pinyin, name_initials, gender, phone_enc, phone_index, email, \
-             id_number_enc, id_number_index, username, must_change_password, platform_admin, department_id, class_id, active, created_at, updated_at) VALUES ",
-        );
+        let mut sql = Sql::new(PEOPLE_INSERT);
         for (i, p) in chunk.iter().enumerate() {
-            let (py, ini) = super::validate::pinyin_of(&p.name);
             if i > 0 {
                 sql.push(", ");
             }
-            sql.push_bind("(?", tenant_id)
-                .push_bind(", ?", p.kind.as_str())
-                .push_bind(", ?", p.number.clone())
-                .push_bind(", ?", p.name.as_str())
-                .push_bind(", ?", py)
-                .push_bind(", ?", ini)
-                .push_bind(", ?", p.gender.clone())
-                .push_bind(", ?", p.phone_enc.clone())
-                .push_bind(", ?", p.phone_index.clone())
-                .push_bind(", ?", p.email.clone())
-                .push_bind(", ?", p.id_number_enc.clone())
-                .push_bind(", ?", p.id_number_index.clone())
-                .push_bind(", ?, 0, 0", p.username.clone())
-                .push_bind(", ?", p.department_id)
-                .push_bind(", ?, 1", p.class_id)
-                .push_bind(", ?", now)
-                .push_bind(", ?)", now);
+            push_person_values(&mut sql, tenant_id, p, now);
         }
         tx.execute(&sql).await?;
     }
@@ -584,33 +579,9 @@ pub async fn insert_people(tx: &mut Tx, tenant_id: i64, people: &[PersonRecord])
 }
 
 pub async fn insert_person(tx: &mut Tx, tenant_id: i64, p: &PersonRecord) -> Result<i64> {
-    let (py, ini) = super::validate::pinyin_of(&p.name);
-    let now = now_ms();
-    tx.insert_id(
-        &Sql::new(
-            "INSERT INTO people (tenant_id, kind, number, name, name_pinyin, name_initials, gender, phone_enc, phone_index, email, \
-             id_number_enc, id_number_index, username, must_change_password, platform_admin, department_id, class_id, active, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, 1, ?, ?)",
-        )
-        .bind(tenant_id)
-        .bind(p.kind.as_str())
-        .bind(p.number.clone())
-        .bind(p.name.as_str())
-        .bind(py)
-        .bind(ini)
-        .bind(p.gender.clone())
-        .bind(p.phone_enc.clone())
-        .bind(p.phone_index.clone())
-        .bind(p.email.clone())
-        .bind(p.id_number_enc.clone())
-        .bind(p.id_number_index.clone())
-        .bind(p.username.clone())
-        .bind(p.department_id)
-        .bind(p.class_id)
-        .bind(now)
-        .bind(now),
-    )
-    .await
+    let mut sql = Sql::new(PEOPLE_INSERT);
+    push_person_values(&mut sql, tenant_id, p, now_ms());
+    tx.insert_id(&sql).await
 }
 
 pub async fn update_person(tx: &mut Tx, tenant_id: i64, id: i64, p: &PersonRecord) -> Result<()> {

@@ -110,8 +110,7 @@ pub async fn claim(
                 sql.text(),
                 pick.text()
             ));
-            combined = append_args(combined, &sql);
-            combined = append_args(combined, &pick);
+            combined = combined.with_args_of(&sql).with_args_of(&pick);
             sql = combined;
             let mut tx = db.begin().await?;
             let rows = tx.fetch_all(&sql).await?;
@@ -142,13 +141,6 @@ pub async fn claim(
             rows.iter().map(job_from_row).collect()
         }
     }
-}
-
-fn append_args(mut target: Sql, from: &Sql) -> Sql {
-    for v in from.args() {
-        target = target.bind(v.clone());
-    }
-    target
 }
 
 /// Mark a job done, if this worker still holds its lease.
@@ -289,17 +281,17 @@ pub async fn list(
         filter.push_bind(" AND state = ?", s.as_str());
     }
     let total = db
-        .fetch_one(&append_args(
-            Sql::new(format!("SELECT COUNT(*) AS n FROM jobs{}", filter.text())),
+        .fetch_one(&Sql::around(
+            format!("SELECT COUNT(*) AS n FROM jobs{}", filter.text()),
             &filter,
         ))
         .await?
         .i64("n")?;
-    let mut sql = append_args(
-        Sql::new(format!(
+    let mut sql = Sql::around(
+        format!(
             "SELECT id, kind, state, attempts, max_attempts, run_at, last_error, created_at FROM jobs{} ORDER BY id DESC",
             filter.text()
-        )),
+        ),
         &filter,
     );
     sql.push_bind(" LIMIT ?", limit)
