@@ -55,6 +55,8 @@ CREATE TABLE people (
     name VARCHAR(100) NOT NULL,
     name_pinyin VARCHAR(400) NOT NULL,
     name_initials VARCHAR(100) NOT NULL,
+    -- Lower-cased name, pinyin, initials, number, username and e-mail, for one LIKE.
+    search_key VARCHAR(700) NOT NULL,
     gender VARCHAR(10),
     phone_enc VARCHAR(200),
     phone_index VARCHAR(64),
@@ -79,6 +81,11 @@ CREATE INDEX people_id_number ON people (tenant_id, id_number_index);
 CREATE INDEX people_class ON people (tenant_id, class_id);
 CREATE INDEX people_department ON people (tenant_id, department_id);
 CREATE INDEX people_name ON people (tenant_id, name);
+-- Lists are ordered by pinyin: these let a page be read in index order and counted from the index.
+CREATE INDEX people_list ON people (tenant_id, active, name_pinyin, id);
+CREATE INDEX people_kind_list ON people (tenant_id, kind, active, name_pinyin, id);
+-- Search scans this narrow index instead of the table's wide rows.
+CREATE INDEX people_search ON people (tenant_id, active, search_key);
 
 CREATE TABLE guardianships (
     tenant_id BIGINT NOT NULL REFERENCES tenants (id),

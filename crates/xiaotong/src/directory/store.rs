@@ -168,14 +168,7 @@ fn filter_sql(tenant_id: i64, reach: &Reach, f: &PeopleFilter) -> Sql {
         sql.push_bind(" AND p.active = ?", a);
     }
     if let Some(t) = &f.search.text {
-        let contains = format!("%{t}%");
-        let prefix = format!("{t}%");
-        sql.push_bind(" AND (p.name LIKE ?", contains.as_str())
-            .push_bind(" OR p.name_pinyin LIKE ?", contains.as_str())
-            .push_bind(" OR p.name_initials LIKE ?", prefix.as_str())
-            .push_bind(" OR p.number LIKE ?", format!("{}%", f.search.raw))
-            .push_bind(" OR p.username = ?", t.as_str())
-            .push_bind(" OR p.email = ?", t.as_str());
+        sql.push_bind(" AND (p.search_key LIKE ?", format!("%{t}%"));
         if let Some(pi) = &f.search.phone_index {
             sql.push_bind(" OR p.phone_index = ?", pi.as_str());
         }
@@ -194,33 +187,53 @@ pub async fn list_people(
     offset: i64,
 ) -> Result<(Vec<AnyRow>, i64)> {
     let filter = filter_sql(tenant_id, reach, f);
-    let total = db
-        .fetch_one(&Sql::around(
+    let count = || async {
+        db.fetch_one(&Sql::around(
             format!("SELECT COUNT(*) AS n FROM people p{}", filter.text()),
             &filter,
         ))
         .await?
-        .i64("n")?;
+        .i64("n")
+    };
+    let Some(t) = &f.search.text else {
+        // Plain lists: read the page in index order, count from the index.
+        let mut sql = Sql::around(
+            format!(
+                "SELECT {PERSON_COLS}{PERSON_FROM}{} ORDER BY p.name_pinyin, p.id",
+                filter.text()
+            ),
+            &filter,
+        );
+        sql.push_bind(" LIMIT ?", limit)
+            .push_bind(" OFFSET ?", offset);
+        let rows = db.fetch_all(&sql).await?;
+        return Ok((rows, count().await?));
+    };
+    // Searches scan once: the window count comes with the page.
     let mut sql = Sql::around(
-        format!("SELECT {PERSON_COLS}{PERSON_FROM}{}", filter.text()),
+        format!(
+            "SELECT {PERSON_COLS}, COUNT(*) OVER () AS total_count{PERSON_FROM}{}",
+            filter.text()
+        ),
         &filter,
     );
-    if let Some(t) = &f.search.text {
-        let prefix = format!("{t}%");
-        sql.push_bind(" ORDER BY CASE WHEN p.name = ?", t.as_str())
-            .push_bind(" OR p.name_initials = ?", t.as_str())
-            .push_bind(" OR p.number = ? THEN 0", f.search.raw.as_str())
-            .push_bind(" WHEN p.name LIKE ?", prefix.as_str())
-            .push_bind(
-                " OR p.name_pinyin LIKE ? THEN 1 ELSE 2 END, p.name_pinyin, p.id",
-                prefix.as_str(),
-            );
-    } else {
-        sql.push(" ORDER BY p.name_pinyin, p.id");
-    }
-    sql.push_bind(" LIMIT ?", limit)
+    let prefix = format!("{t}%");
+    sql.push_bind(" ORDER BY CASE WHEN p.name = ?", t.as_str())
+        .push_bind(" OR p.name_initials = ?", t.as_str())
+        .push_bind(" OR p.number = ? THEN 0", f.search.raw.as_str())
+        .push_bind(" WHEN p.name LIKE ?", prefix.as_str())
+        .push_bind(
+            " OR p.name_pinyin LIKE ? THEN 1 ELSE 2 END, p.name_pinyin, p.id",
+            prefix.as_str(),
+        )
+        .push_bind(" LIMIT ?", limit)
         .push_bind(" OFFSET ?", offset);
-    Ok((db.fetch_all(&sql).await?, total))
+    let rows = db.fetch_all(&sql).await?;
+    let total = match rows.first() {
+        Some(r) => r.i64("total_count")?,
+        None => count().await?,
+    };
+    Ok((rows, total))
 }
 
 pub async fn person_row(db: &Db, tenant_id: i64, reach: &Reach, id: i64) -> Result<Option<AnyRow>> {
@@ -538,17 +551,32 @@ pub struct PersonRecord {
     pub class_id: Option<i64>,
 }
 
-const PEOPLE_INSERT: &str = "INSERT INTO people (tenant_id, kind, number, name, name_pinyin, name_initials, gender, phone_enc, phone_index, email, \
+const PEOPLE_INSERT: &str = "INSERT INTO people (tenant_id, kind, number, name, name_pinyin, name_initials, search_key, gender, phone_enc, phone_index, email, \
      id_number_enc, id_number_index, username, must_change_password, platform_admin, department_id, class_id, active, created_at, updated_at) VALUES ";
 
-fn push_person_values(sql: &mut Sql, tenant_id: i64, p: &PersonRecord, now: i64) {
+/// Pinyin, initials and search key of a person.
+fn search_columns(p: &PersonRecord) -> (String, String, String) {
     let (py, ini) = super::validate::pinyin_of(&p.name);
+    let key = super::validate::search_key(
+        &p.name,
+        &py,
+        &ini,
+        p.number.as_deref(),
+        p.username.as_deref(),
+        p.email.as_deref(),
+    );
+    (py, ini, key)
+}
+
+fn push_person_values(sql: &mut Sql, tenant_id: i64, p: &PersonRecord, now: i64) {
+    let (py, ini, key) = search_columns(p);
     sql.push_bind("(?", tenant_id)
         .push_bind(", ?", p.kind.as_str())
         .push_bind(", ?", p.number.clone())
         .push_bind(", ?", p.name.as_str())
         .push_bind(", ?", py)
         .push_bind(", ?", ini)
+        .push_bind(", ?", key)
         .push_bind(", ?", p.gender.clone())
         .push_bind(", ?", p.phone_enc.clone())
         .push_bind(", ?", p.phone_index.clone())
@@ -585,10 +613,10 @@ pub async fn insert_person(tx: &mut Tx, tenant_id: i64, p: &PersonRecord) -> Res
 }
 
 pub async fn update_person(tx: &mut Tx, tenant_id: i64, id: i64, p: &PersonRecord) -> Result<()> {
-    let (py, ini) = super::validate::pinyin_of(&p.name);
+    let (py, ini, key) = search_columns(p);
     tx.execute(
         &Sql::new(
-            "UPDATE people SET kind = ?, number = ?, name = ?, name_pinyin = ?, name_initials = ?, gender = ?, phone_enc = ?, phone_index = ?, \
+            "UPDATE people SET kind = ?, number = ?, name = ?, name_pinyin = ?, name_initials = ?, search_key = ?, gender = ?, phone_enc = ?, phone_index = ?, \
              email = ?, id_number_enc = ?, id_number_index = ?, username = ?, department_id = ?, class_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
         )
         .bind(p.kind.as_str())
@@ -596,6 +624,7 @@ pub async fn update_person(tx: &mut Tx, tenant_id: i64, id: i64, p: &PersonRecor
         .bind(p.name.as_str())
         .bind(py)
         .bind(ini)
+        .bind(key)
         .bind(p.gender.clone())
         .bind(p.phone_enc.clone())
         .bind(p.phone_index.clone())

@@ -114,6 +114,25 @@ pub fn pinyin_of(name: &str) -> (String, String) {
     (full, initials)
 }
 
+/// Everything a person is found by, lower-cased, for a single `LIKE '%q%'`.
+pub fn search_key(
+    name: &str,
+    pinyin: &str,
+    initials: &str,
+    number: Option<&str>,
+    username: Option<&str>,
+    email: Option<&str>,
+) -> String {
+    let mut k = format!("{name}|{pinyin}|{initials}");
+    for part in [number, username, email].into_iter().flatten() {
+        k.push('|');
+        k.push_str(part);
+    }
+    let k = k.to_lowercase();
+    // Stay within the column: cut at a character boundary.
+    k.chars().take(700).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
