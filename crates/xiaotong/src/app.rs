@@ -39,6 +39,8 @@ pub struct App {
     pub db: Db,
     pub keys: Arc<Keys>,
     pub settings: Arc<Settings>,
+    /// Recently resolved callers (see `auth::cache`).
+    pub principals: Arc<crate::auth::cache::PrincipalCache>,
 }
 
 impl App {
@@ -48,6 +50,7 @@ impl App {
             db,
             keys: Arc::new(keys),
             settings: Arc::new(settings),
+            principals: Arc::default(),
         })
     }
 }

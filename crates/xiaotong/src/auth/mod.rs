@@ -1,6 +1,7 @@
 //! Passwords, sessions, API tokens, roles and permissions.
 
 pub mod authz;
+pub mod cache;
 pub mod http;
 pub mod model;
 pub mod password;

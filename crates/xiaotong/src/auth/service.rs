@@ -188,6 +188,16 @@ fn all_grants() -> BTreeMap<String, Vec<Scope>> {
 
 /// Resolve a session cookie.
 pub async fn principal_from_session(app: &App, token: &str) -> Result<Principal> {
+    let key = format!("s:{}", sha256_hex(token.as_bytes()));
+    if let Some(p) = app.principals.get(&key) {
+        return Ok(p);
+    }
+    let p = resolve_session(app, token).await?;
+    app.principals.put(key, p.clone());
+    Ok(p)
+}
+
+async fn resolve_session(app: &App, token: &str) -> Result<Principal> {
     let s = store::session_by_hash(&app.db, &sha256_hex(token.as_bytes()))
         .await?
         .ok_or(Error::Unauthenticated)?;
@@ -215,6 +225,16 @@ pub async fn principal_from_session(app: &App, token: &str) -> Result<Principal>
 
 /// Resolve a bearer API token.
 pub async fn principal_from_token(app: &App, token: &str) -> Result<Principal> {
+    let key = format!("t:{}", sha256_hex(token.as_bytes()));
+    if let Some(p) = app.principals.get(&key) {
+        return Ok(p);
+    }
+    let p = resolve_token(app, token).await?;
+    app.principals.put(key, p.clone());
+    Ok(p)
+}
+
+async fn resolve_token(app: &App, token: &str) -> Result<Principal> {
     let t = store::token_by_hash(&app.db, &sha256_hex(token.as_bytes()))
         .await?
         .ok_or(Error::Unauthenticated)?;
@@ -282,11 +302,13 @@ pub async fn logout(app: &App, p: &Principal) -> Result<()> {
     if let AuthVia::Session { session_id, .. } = p.via {
         store::delete_session(&app.db, session_id).await?;
     }
+    app.principals.clear();
     Ok(())
 }
 
 /// End every session of the caller (all devices).
 pub async fn logout_everywhere(app: &App, p: &Principal) -> Result<u64> {
+    app.principals.clear();
     let mut tx = app.db.begin().await?;
     let n = store::delete_sessions_of(&mut tx, p.tenant_id, p.person_id, None).await?;
     audit::append(
@@ -300,6 +322,7 @@ pub async fn logout_everywhere(app: &App, p: &Principal) -> Result<u64> {
 }
 
 pub async fn change_password(app: &App, p: &Principal, req: &ChangePassword) -> Result<()> {
+    app.principals.clear();
     let acct = store::account_by_id(&app.db, p.tenant_id, p.person_id)
         .await?
         .ok_or(Error::Unauthenticated)?;
@@ -342,6 +365,7 @@ pub async fn set_initial_password(
     new_password: &str,
     must_change: bool,
 ) -> Result<()> {
+    app.principals.clear();
     password::check_policy(new_password)?;
     let hash = password::hash(new_password.to_string()).await?;
     let mut tx = app.db.begin().await?;
@@ -445,6 +469,7 @@ pub async fn create_token(app: &App, p: &Principal, req: &NewToken) -> Result<Cr
 }
 
 pub async fn revoke_token(app: &App, p: &Principal, id: i64) -> Result<()> {
+    app.principals.clear();
     super::authorize(p, "tokens.manage")?;
     let t = store::token_by_id(&app.db, p.tenant_id, id)
         .await?
@@ -574,6 +599,7 @@ pub async fn create_role(app: &App, p: &Principal, req: &NewRole) -> Result<Role
 }
 
 pub async fn update_role(app: &App, p: &Principal, id: i64, req: &RolePatch) -> Result<Role> {
+    app.principals.clear();
     super::authorize(p, "roles.manage")?;
     let mut tx = app.db.begin().await?;
     let before = store::role(&mut tx, p.tenant_id, id)
@@ -608,6 +634,7 @@ pub async fn update_role(app: &App, p: &Principal, id: i64, req: &RolePatch) -> 
 }
 
 pub async fn delete_role(app: &App, p: &Principal, id: i64) -> Result<()> {
+    app.principals.clear();
     super::authorize(p, "roles.manage")?;
     let mut tx = app.db.begin().await?;
     let before = store::role(&mut tx, p.tenant_id, id)

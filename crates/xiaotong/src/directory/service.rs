@@ -493,6 +493,7 @@ pub async fn update_person(
 
 /// People are never deleted: history refers to them.
 pub async fn deactivate_person(app: &App, p: &Principal, id: i64) -> Result<Person> {
+    app.principals.clear();
     let scopes = authorize(p, "people.write")?;
     let r = reach(app, p, &scopes).await?;
     store::person_row(&app.db, p.tenant_id, &r, id)
@@ -517,6 +518,7 @@ pub async fn deactivate_person(app: &App, p: &Principal, id: i64) -> Result<Pers
 }
 
 pub async fn set_roles(app: &App, p: &Principal, id: i64, req: &SetRoles) -> Result<Person> {
+    app.principals.clear();
     authorize(p, "roles.manage")?;
     get_person_unscoped(app, p.tenant_id, id).await?;
     let mut tx = app.db.begin().await?;
