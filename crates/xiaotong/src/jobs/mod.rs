@@ -17,6 +17,7 @@ pub use store::{complete_in, enqueue, enqueue_many};
 /// transaction, so double execution would show as two rows. Used by the
 /// queue's tests and `cargo xtask bench jobs`.
 pub const DIAG_RECORD: &str = "diag.record";
+pub const DIAG_NOOP: &str = "diag.noop";
 
 pub fn register_builtin(reg: &mut Registry, db: crate::db::Db) {
     let d = db.clone();
@@ -41,6 +42,8 @@ pub fn register_builtin(reg: &mut Registry, db: crate::db::Db) {
             Ok(())
         }
     });
+    // Diagnostic job that does nothing: measures the queue itself.
+    reg.register(DIAG_NOOP, |_job: Job| async { Ok(()) });
     let d = db;
     reg.register("jobs.prune", move |_job: Job| {
         let db = d.clone();

@@ -109,6 +109,21 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
         }
     });
 
+    // One statement marks every job that finished since the last one: under
+    // load this turns N completion writes into one.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let completer_db = db.clone();
+    let completer_token = token.clone();
+    let completer = tokio::spawn(async move {
+        let mut ids = Vec::with_capacity(512);
+        while done_rx.recv_many(&mut ids, 512).await > 0 {
+            if let Err(e) = store::complete_many(&completer_db, &ids, &completer_token).await {
+                tracing::error!(jobs = ids.len(), error = %e, "marking jobs done failed");
+            }
+            ids.clear();
+        }
+    });
+
     while !shutdown.is_cancelled() {
         while tasks.try_join_next().is_some() {}
         let free = sem.available_permits();
@@ -145,8 +160,9 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
             let db = db.clone();
             let token = token.clone();
             let in_flight = in_flight.clone();
+            let done_tx = done_tx.clone();
             tasks.spawn(async move {
-                run_one(&db, &token, handler, job.clone()).await;
+                run_one(&db, &token, handler, job.clone(), &done_tx).await;
                 in_flight.lock().map(|mut s| s.remove(&job.id)).ok();
                 drop(permit);
             });
@@ -172,11 +188,19 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
             tracing::warn!(job = id, error = %e, "releasing job on shutdown failed");
         }
     }
+    drop(done_tx);
+    completer.await.ok();
     hb_stop.cancel();
     heartbeat.await.ok();
 }
 
-async fn run_one(db: &Db, token: &str, handler: HandlerFn, job: Job) {
+async fn run_one(
+    db: &Db,
+    token: &str,
+    handler: HandlerFn,
+    job: Job,
+    done: &tokio::sync::mpsc::UnboundedSender<i64>,
+) {
     let started = Instant::now();
     let kind = job.kind.clone();
     let id = job.id;
@@ -191,8 +215,11 @@ async fn run_one(db: &Db, token: &str, handler: HandlerFn, job: Job) {
     let label = match &result {
         Ok(()) if completed_in_tx.load(std::sync::atomic::Ordering::Relaxed) => "done",
         Ok(()) => {
-            if let Err(e) = store::complete(db, id, token).await {
-                tracing::error!(job = id, error = %e, "marking job done failed");
+            // Completions are written in batches by the completer task.
+            if done.send(id).is_err() {
+                if let Err(e) = store::complete(db, id, token).await {
+                    tracing::error!(job = id, error = %e, "marking job done failed");
+                }
             }
             "done"
         }

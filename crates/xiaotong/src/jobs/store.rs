@@ -158,6 +158,21 @@ pub async fn complete(db: &Db, id: i64, token: &str) -> Result<bool> {
         == 1)
 }
 
+/// Mark many jobs done, if this worker still holds their leases.
+pub async fn complete_many(db: &Db, ids: &[i64], token: &str) -> Result<u64> {
+    let now = now_ms();
+    let mut n = 0;
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new("UPDATE jobs SET state = 'done', finished_at = ?, updated_at = ?, lease_until = NULL WHERE lease_token = ? AND state = 'running' AND id IN ")
+            .bind(now)
+            .bind(now)
+            .bind(token);
+        sql.push_in(chunk.iter().copied());
+        n += db.execute(&sql).await?;
+    }
+    Ok(n)
+}
+
 /// Mark a job done inside the handler's own transaction, so its effects and
 /// its completion commit together (exactly-once for database effects).
 /// Returns false when the lease was lost: the caller must roll back.
