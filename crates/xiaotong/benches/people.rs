@@ -68,8 +68,9 @@ async fn main() {
             "q=li&kind=parent",
         ];
         let mut lat = vec![];
+        let mut by_shape: Vec<Vec<f64>> = vec![vec![]; queries.len()];
         for round in 0..100 {
-            for q in queries {
+            for (qi, q) in queries.iter().enumerate() {
                 let t = Instant::now();
                 let r = client
                     .get(format!("{base}/api/v1/people?{q}&per_page=20"))
@@ -79,11 +80,21 @@ async fn main() {
                 assert!(r.status().is_success());
                 let _ = r.bytes().await;
                 if round > 0 {
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    lat.push(ms);
+                    by_shape[qi].push(ms);
                 }
             }
         }
         lat.sort_by(|a, b| a.total_cmp(b));
+        for (q, mut l) in queries.iter().zip(by_shape) {
+            l.sort_by(|a, b| a.total_cmp(b));
+            println!(
+                "  {backend} {q:<24} p50 {:.1} ms  p99 {:.1} ms",
+                common::percentile(&l, 0.5),
+                common::percentile(&l, 0.99)
+            );
+        }
         running.stop().await;
         println!(
             "bench=people db={backend} people={} requests={} p50_ms={:.1} p99_ms={:.1}",
