@@ -169,7 +169,6 @@ async fn import_flow(url: String) {
     let newbie = s
         .login_with("school", "newteacher", "Start2026a")
         .await
-        .ok()
         .expect("first log-in");
     assert_eq!(newbie.me["must_change_password"], true);
     let p = problem(newbie.get("/api/v1/people").await, 403).await;
