@@ -7,12 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("+ {cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -24,7 +29,10 @@ fn cargo() -> Command {
 }
 
 fn have(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// npm ci (when needed) and npm run build in web/.
@@ -38,7 +46,9 @@ fn build_web(required: bool) -> Result<()> {
         return Ok(());
     }
     if !web.join("node_modules").exists() {
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&web))?;
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&web))?;
     }
     run(Command::new("npm").args(["run", "build"]).current_dir(&web))
 }
@@ -63,7 +73,9 @@ fn main() -> Result<()> {
         Some("web") => build_web(true),
         Some("demo") => {
             build_web(false)?;
-            run(cargo().args(["build", "--release", "-p", "xiaotong"]).current_dir(&root))?;
+            run(cargo()
+                .args(["build", "--release", "-p", "xiaotong"])
+                .current_dir(&root))?;
             let mut cmd = Command::new(root.join("target/release/xiaotong"));
             cmd.arg("demo").args(&args[1..]).current_dir(&root);
             run(&mut cmd)
@@ -71,7 +83,9 @@ fn main() -> Result<()> {
         Some("test") => {
             build_web(true)?;
             run(cargo().args(["build", "-p", "xiaotong"]).current_dir(&root))?;
-            run(cargo().args(["test", "--workspace", "--no-fail-fast"]).current_dir(&root))?;
+            run(cargo()
+                .args(["test", "--workspace", "--no-fail-fast"])
+                .current_dir(&root))?;
             run(Command::new("npm")
                 .args(["run", "e2e"])
                 .env("XIAOTONG_BIN", root.join("target/debug/xiaotong"))
