@@ -226,6 +226,18 @@ async fn populate(
                 };
                 let cid =
                     store::ensure_class(&mut tx, tenant_id, &class_name, Some(dept_id)).await?;
+                if !number_prefix.starts_with('T') {
+                    let year = 2024 + (k % 3) as i64;
+                    let grade =
+                        store::ensure_grade(&mut tx, tenant_id, &format!("{year}级"), Some(year))
+                            .await?;
+                    tx.execute(
+                        &Sql::new("UPDATE classes SET grade_id = ? WHERE id = ?")
+                            .bind(grade)
+                            .bind(cid),
+                    )
+                    .await?;
+                }
                 if let Some(c) = campus_ids.get(di % campus_ids.len().max(1)) {
                     tx.execute(
                         &Sql::new("UPDATE classes SET campus_id = ? WHERE id = ?")

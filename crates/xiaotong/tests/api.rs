@@ -312,6 +312,27 @@ async fn search(url: String) {
         .unwrap()
         .iter()
         .all(|p| p["kind"] == "parent" && !p["children"].as_array().unwrap().is_empty()));
+    let grades = admin.get_json("/api/v1/grades").await;
+    assert_eq!(grades["items"].as_array().unwrap().len(), 3, "{grades}");
+    assert_eq!(grades["items"][0]["name"], "2024级");
+    let classes = admin.get_json("/api/v1/classes").await;
+    assert!(classes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["grade_name"].is_string()));
+    let campuses = s
+        .login("training", "admin")
+        .await
+        .get_json("/api/v1/campuses")
+        .await;
+    let names: Vec<&str> = campuses["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["天河校区", "海珠校区"]);
     problem(admin.get("/api/v1/people?per_page=1000").await, 422).await;
     problem(admin.get("/api/v1/people?page=abc").await, 400).await;
     problem(admin.get("/api/v1/people?kind=alien").await, 422).await;

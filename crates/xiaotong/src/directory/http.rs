@@ -20,6 +20,8 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(departments))
         .routes(routes!(classes))
         .routes(routes!(tags))
+        .routes(routes!(grades))
+        .routes(routes!(campuses))
         .routes(routes!(submit_import))
         .routes(routes!(get_import))
         .routes(routes!(list_tenants, create_tenant))
@@ -105,6 +107,22 @@ async fn departments(State(app): State<App>, Auth(p): Auth) -> Result<Json<Items
 async fn classes(State(app): State<App>, Auth(p): Auth) -> Result<Json<Items<Class>>> {
     Ok(Json(Items {
         items: service::classes(&app, &p).await?,
+    }))
+}
+
+/// Grades (年级) with their class counts.
+#[utoipa::path(get, path = "/api/v1/grades", tag = "directory", responses((status = 200, body = Items<Grade>)))]
+async fn grades(State(app): State<App>, Auth(p): Auth) -> Result<Json<Items<Grade>>> {
+    Ok(Json(Items {
+        items: service::grades(&app, &p).await?,
+    }))
+}
+
+/// Campuses (校区) with their class counts.
+#[utoipa::path(get, path = "/api/v1/campuses", tag = "directory", responses((status = 200, body = Items<Campus>)))]
+async fn campuses(State(app): State<App>, Auth(p): Auth) -> Result<Json<Items<Campus>>> {
+    Ok(Json(Items {
+        items: service::campuses(&app, &p).await?,
     }))
 }
 

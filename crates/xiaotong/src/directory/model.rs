@@ -119,6 +119,22 @@ pub struct Class {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Grade {
+    pub id: i64,
+    pub name: String,
+    pub entry_year: Option<i64>,
+    pub class_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Campus {
+    pub id: i64,
+    pub name: String,
+    pub address: Option<String>,
+    pub class_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
 }

@@ -564,6 +564,16 @@ pub async fn classes(app: &App, p: &Principal) -> Result<Vec<Class>> {
     store::classes(&app.db, p.tenant_id).await
 }
 
+pub async fn grades(app: &App, p: &Principal) -> Result<Vec<Grade>> {
+    authorize(p, "people.read")?;
+    store::grades(&app.db, p.tenant_id).await
+}
+
+pub async fn campuses(app: &App, p: &Principal) -> Result<Vec<Campus>> {
+    authorize(p, "people.read")?;
+    store::campuses(&app.db, p.tenant_id).await
+}
+
 pub async fn tags(app: &App, p: &Principal) -> Result<Vec<NameRef>> {
     authorize(p, "people.read")?;
     store::tags(&app.db, p.tenant_id).await

@@ -472,6 +472,76 @@ pub async fn ensure_class(
     .await
 }
 
+pub async fn ensure_grade(
+    tx: &mut Tx,
+    tenant_id: i64,
+    name: &str,
+    entry_year: Option<i64>,
+) -> Result<i64> {
+    if let Some(r) = tx
+        .fetch_optional(
+            &Sql::new("SELECT id FROM grades WHERE tenant_id = ? AND name = ?")
+                .bind(tenant_id)
+                .bind(name),
+        )
+        .await?
+    {
+        return r.i64("id");
+    }
+    tx.insert_id(
+        &Sql::new(
+            "INSERT INTO grades (tenant_id, name, entry_year, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .bind(entry_year)
+        .bind(now_ms()),
+    )
+    .await
+}
+
+pub async fn grades(db: &Db, tenant_id: i64) -> Result<Vec<Grade>> {
+    db.fetch_all(
+        &Sql::new(
+            "SELECT g.id, g.name, g.entry_year, (SELECT COUNT(*) FROM classes c WHERE c.grade_id = g.id) AS class_count \
+             FROM grades g WHERE g.tenant_id = ? ORDER BY g.name",
+        )
+        .bind(tenant_id),
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Grade {
+            id: r.i64("id")?,
+            name: r.str("name")?,
+            entry_year: r.opt_i64("entry_year")?,
+            class_count: r.i64("class_count")?,
+        })
+    })
+    .collect()
+}
+
+pub async fn campuses(db: &Db, tenant_id: i64) -> Result<Vec<Campus>> {
+    db.fetch_all(
+        &Sql::new(
+            "SELECT m.id, m.name, m.address, (SELECT COUNT(*) FROM classes c WHERE c.campus_id = m.id) AS class_count \
+             FROM campuses m WHERE m.tenant_id = ? ORDER BY m.id",
+        )
+        .bind(tenant_id),
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Campus {
+            id: r.i64("id")?,
+            name: r.str("name")?,
+            address: r.opt_str("address")?,
+            class_count: r.i64("class_count")?,
+        })
+    })
+    .collect()
+}
+
 pub async fn ensure_tag(tx: &mut Tx, tenant_id: i64, name: &str) -> Result<i64> {
     if let Some(r) = tx
         .fetch_optional(
