@@ -367,6 +367,12 @@ async fn populate(
         }
         tx.execute(&sql).await?;
     }
+    // The numbers only served to link parents to children: parents have none.
+    tx.execute(
+        &Sql::new("UPDATE people SET search_key = REPLACE(search_key, LOWER(number), ''), number = NULL WHERE tenant_id = ? AND kind = 'parent'")
+            .bind(tenant_id),
+    )
+    .await?;
     tx.commit().await?;
     for (kind, role) in [
         ("student", "student"),
