@@ -615,7 +615,7 @@ pub async fn run(
                 p.valid.phone_plain.as_deref(),
                 p.tags.as_deref().unwrap_or(&[]),
             )));
-            role_grants.push((id, default_role(&r.kind)));
+            role_grants.push((id, super::service::default_role_for(&r.kind)));
             touched.push((
                 id,
                 p,
@@ -667,16 +667,6 @@ pub async fn run(
         progress(done, planned.len());
     }
     Ok(out)
-}
-
-fn default_role(kind: &str) -> &'static str {
-    match kind {
-        "student" => "student",
-        "parent" => "parent",
-        "teacher" => "teacher",
-        "third_party" => "third_party",
-        _ => "department_staff",
-    }
 }
 
 async fn grant_roles(tx: &mut crate::db::Tx, tenant_id: i64, grants: &[(i64, &str)]) -> Result<()> {

@@ -298,7 +298,8 @@ pub fn audit_view(r: &PersonRecord, phone: Option<&str>, tags: &[String]) -> ser
     })
 }
 
-fn default_role_for(kind: &str) -> &'static str {
+/// The built-in role a new person of `kind` gets.
+pub fn default_role_for(kind: &str) -> &'static str {
     match kind {
         "student" => "student",
         "parent" => "parent",
