@@ -53,13 +53,67 @@ fn build_web(required: bool) -> Result<()> {
     run(Command::new("npm").args(["run", "build"]).current_dir(&web))
 }
 
+/// Install what the tests need (`.ci/setup-*.sh`: Chromium, a CJK font,
+/// aiosmtpd, npm packages; each idempotent), and point the integration tests
+/// at the local PostgreSQL and MariaDB when they are running and the
+/// environment does not name others.
+fn setup_test_machine(root: &Path) -> Result<()> {
+    if std::env::var_os("XIAOTONG_SKIP_SETUP").is_none() {
+        let mut scripts: Vec<PathBuf> = std::fs::read_dir(root.join(".ci"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("setup-") && n.ends_with(".sh"))
+            })
+            .collect();
+        scripts.sort();
+        for s in scripts {
+            run(Command::new("bash").arg(&s).current_dir(root))?;
+        }
+    }
+    let listening = |port: u16| {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            std::time::Duration::from_secs(1),
+        )
+        .is_ok()
+    };
+    for (var, port, url) in [
+        (
+            "XIAOTONG_TEST_POSTGRES_URL",
+            5432,
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        (
+            "XIAOTONG_TEST_MYSQL_URL",
+            3306,
+            "mysql://root@127.0.0.1:3306/test",
+        ),
+    ] {
+        match std::env::var(var) {
+            Ok(v) => eprintln!("{var}={v}"),
+            Err(_) if listening(port) => {
+                eprintln!("{var} not set; using the server on port {port}: {url}");
+                // SAFETY: single-threaded at this point; children inherit it.
+                unsafe { std::env::set_var(var, url) };
+            }
+            Err(_) => eprintln!(
+                "{var} not set and nothing listens on port {port}: those tests will not run"
+            ),
+        }
+    }
+    Ok(())
+}
+
 const USAGE: &str = "usage: cargo xtask <command>
 
   demo                build the web app and the release binary, then run `xiaotong demo`
   web                 build the web app into web/dist (npm ci && npm run build)
-  test                every test: Rust crates on SQLite (+ PostgreSQL/MariaDB when
-                      XIAOTONG_TEST_POSTGRES_URL / XIAOTONG_TEST_MYSQL_URL are set),
-                      then the browser tests against a real server
+  test                every test: installs what they need (.ci/setup-*.sh), runs the
+                      Rust crates on SQLite, PostgreSQL and MariaDB (the local servers,
+                      or XIAOTONG_TEST_POSTGRES_URL / XIAOTONG_TEST_MYSQL_URL), then
+                      the browser tests against a real server
   bench import        import a 20,000-row XLSX into a fresh SQLite database
   bench jobs          run 20,000 jobs through the queue (SQLite, and PostgreSQL if configured)
   bench people        list/search people with 20,000 people: latency percentiles
@@ -81,6 +135,7 @@ fn main() -> Result<()> {
             run(&mut cmd)
         }
         Some("test") => {
+            setup_test_machine(&root)?;
             build_web(true)?;
             run(cargo().args(["build", "-p", "xiaotong"]).current_dir(&root))?;
             run(cargo()
