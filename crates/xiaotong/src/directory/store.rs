@@ -444,32 +444,44 @@ pub async fn ensure_department_path(tx: &mut Tx, tenant_id: i64, path: &str) -> 
     parent.ok_or_else(|| crate::error::Error::validation("department", "empty department path"))
 }
 
+/// The id of the tenant's row in `table` (a constant) with this name,
+/// inserted with `insert` when there is none.
+async fn find_or_insert(
+    tx: &mut Tx,
+    table: &str,
+    tenant_id: i64,
+    name: &str,
+    insert: Sql,
+) -> Result<i64> {
+    let found = tx
+        .fetch_optional(
+            &Sql::new(format!(
+                "SELECT id FROM {table} WHERE tenant_id = ? AND name = ?"
+            ))
+            .bind(tenant_id)
+            .bind(name),
+        )
+        .await?;
+    match found {
+        Some(r) => r.i64("id"),
+        None => tx.insert_id(&insert).await,
+    }
+}
+
 pub async fn ensure_class(
     tx: &mut Tx,
     tenant_id: i64,
     name: &str,
     department_id: Option<i64>,
 ) -> Result<i64> {
-    if let Some(r) = tx
-        .fetch_optional(
-            &Sql::new("SELECT id FROM classes WHERE tenant_id = ? AND name = ?")
-                .bind(tenant_id)
-                .bind(name),
-        )
-        .await?
-    {
-        return r.i64("id");
-    }
-    tx.insert_id(
-        &Sql::new(
-            "INSERT INTO classes (tenant_id, department_id, name, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(tenant_id)
-        .bind(department_id)
-        .bind(name)
-        .bind(now_ms()),
+    let insert = Sql::new(
+        "INSERT INTO classes (tenant_id, department_id, name, created_at) VALUES (?, ?, ?, ?)",
     )
-    .await
+    .bind(tenant_id)
+    .bind(department_id)
+    .bind(name)
+    .bind(now_ms());
+    find_or_insert(tx, "classes", tenant_id, name, insert).await
 }
 
 pub async fn ensure_grade(
@@ -478,26 +490,14 @@ pub async fn ensure_grade(
     name: &str,
     entry_year: Option<i64>,
 ) -> Result<i64> {
-    if let Some(r) = tx
-        .fetch_optional(
-            &Sql::new("SELECT id FROM grades WHERE tenant_id = ? AND name = ?")
-                .bind(tenant_id)
-                .bind(name),
-        )
-        .await?
-    {
-        return r.i64("id");
-    }
-    tx.insert_id(
-        &Sql::new(
-            "INSERT INTO grades (tenant_id, name, entry_year, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(tenant_id)
-        .bind(name)
-        .bind(entry_year)
-        .bind(now_ms()),
+    let insert = Sql::new(
+        "INSERT INTO grades (tenant_id, name, entry_year, created_at) VALUES (?, ?, ?, ?)",
     )
-    .await
+    .bind(tenant_id)
+    .bind(name)
+    .bind(entry_year)
+    .bind(now_ms());
+    find_or_insert(tx, "grades", tenant_id, name, insert).await
 }
 
 pub async fn grades(db: &Db, tenant_id: i64) -> Result<Vec<Grade>> {
@@ -543,22 +543,10 @@ pub async fn campuses(db: &Db, tenant_id: i64) -> Result<Vec<Campus>> {
 }
 
 pub async fn ensure_tag(tx: &mut Tx, tenant_id: i64, name: &str) -> Result<i64> {
-    if let Some(r) = tx
-        .fetch_optional(
-            &Sql::new("SELECT id FROM tags WHERE tenant_id = ? AND name = ?")
-                .bind(tenant_id)
-                .bind(name),
-        )
-        .await?
-    {
-        return r.i64("id");
-    }
-    tx.insert_id(
-        &Sql::new("INSERT INTO tags (tenant_id, name) VALUES (?, ?)")
-            .bind(tenant_id)
-            .bind(name),
-    )
-    .await
+    let insert = Sql::new("INSERT INTO tags (tenant_id, name) VALUES (?, ?)")
+        .bind(tenant_id)
+        .bind(name);
+    find_or_insert(tx, "tags", tenant_id, name, insert).await
 }
 
 pub async fn set_tags(tx: &mut Tx, tenant_id: i64, person_id: i64, tag_ids: &[i64]) -> Result<()> {
