@@ -32,24 +32,21 @@ struct AuditQuery {
     per_page: Option<i64>,
 }
 
-fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>> {
-    match v.as_deref().filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| Some(t.timestamp_millis()))
-            .or_else(|_| {
-                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| {
-                    Some(
-                        d.and_hms_opt(0, 0, 0)
-                            .unwrap_or_default()
-                            .and_utc()
-                            .timestamp_millis()
-                            - 8 * 3600 * 1000,
-                    )
-                })
-            })
-            .map_err(|_| Error::validation(field, "must be an RFC 3339 time or a YYYY-MM-DD date")),
+/// An RFC 3339 time, or a date taken as midnight in the school's time zone.
+fn parse_time(field: &str, v: &Option<String>, tz: chrono_tz::Tz) -> Result<Option<i64>> {
+    use chrono::TimeZone;
+    let Some(s) = v.as_deref().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(t.timestamp_millis()));
     }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
+        .map(|t| Some(t.timestamp_millis()))
+        .ok_or_else(|| Error::validation(field, "must be an RFC 3339 time or a YYYY-MM-DD date"))
 }
 
 /// The audit trail, newest first, filtered.
@@ -70,8 +67,8 @@ async fn list(
         entity: q.entity.filter(|s| !s.is_empty()),
         entity_id: q.entity_id.filter(|s| !s.is_empty()),
         action: q.action.filter(|s| !s.is_empty()),
-        from_ms: parse_time("from", &q.from)?,
-        to_ms: parse_time("to", &q.to)?,
+        from_ms: parse_time("from", &q.from, app.settings.timezone)?,
+        to_ms: parse_time("to", &q.to, app.settings.timezone)?,
     };
     let (items, total) =
         super::store::list(&app.db, p.tenant_id, &f, per_page, (page - 1) * per_page).await?;
