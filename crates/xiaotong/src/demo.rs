@@ -278,35 +278,18 @@ async fn populate(
         }
     }
     let mut staff = vec![];
-    for i in 0..teachers {
-        let nm = name(rng);
-        let ph = phone(rng);
-        let mut r = record(
-            app,
-            "teacher",
-            &nm,
-            Some(format!("{number_prefix}T{:04}", i + 1)),
-            Some(&ph),
-            rng,
-        );
-        r.department_id = teaching_dept_ids
-            .get(i % teaching_dept_ids.len().max(1))
-            .copied();
-        staff.push(r);
-    }
-    for i in 0..admin_staff {
-        let nm = name(rng);
-        let ph = phone(rng);
-        let mut r = record(
-            app,
-            "staff",
-            &nm,
-            Some(format!("{number_prefix}S{:04}", i + 1)),
-            Some(&ph),
-            rng,
-        );
-        r.department_id = admin_dept_ids.get(i % admin_dept_ids.len().max(1)).copied();
-        staff.push(r);
+    for (kind, code, count, depts) in [
+        ("teacher", 'T', teachers, &teaching_dept_ids),
+        ("staff", 'S', admin_staff, &admin_dept_ids),
+    ] {
+        for i in 0..count {
+            let nm = name(rng);
+            let ph = phone(rng);
+            let number = format!("{number_prefix}{code}{:04}", i + 1);
+            let mut r = record(app, kind, &nm, Some(number), Some(&ph), rng);
+            r.department_id = depts.get(i % depts.len().max(1)).copied();
+            staff.push(r);
+        }
     }
     let mut tx = app.db.begin().await?;
     store::insert_people(&mut tx, tenant_id, &students).await?;
