@@ -41,6 +41,8 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// Recently resolved callers (see `auth::cache`).
     pub principals: Arc<crate::auth::cache::PrincipalCache>,
+    /// Delivery adapters and live inbox updates of this process.
+    pub messaging: Arc<crate::messaging::Runtime>,
 }
 
 impl App {
@@ -51,6 +53,7 @@ impl App {
             keys: Arc::new(keys),
             settings: Arc::new(settings),
             principals: Arc::default(),
+            messaging: Arc::default(),
         })
     }
 }

@@ -41,6 +41,8 @@ pub enum Error {
     Throttled { retry_after: Duration },
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -64,6 +66,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Db(e) if is_unique_violation(e) => StatusCode::CONFLICT,
             Error::Db(_) | Error::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +83,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Throttled { .. } => "throttled",
             Error::Unavailable(_) => "unavailable",
+            Error::TooLarge(_) => "too-large",
             Error::Db(e) if is_unique_violation(e) => "conflict",
             Error::Db(_) | Error::Other(_) => "internal",
         }

@@ -24,6 +24,7 @@ pub fn registry(app: &App) -> Registry {
             Ok(())
         }
     });
+    crate::messaging::pipeline::register(&mut reg, app);
     reg
 }
 
@@ -91,6 +92,19 @@ pub async fn start(app: App, listener: TcpListener, run_jobs: bool) -> Result<Ru
             jobs_stop.clone(),
         )));
     }
+    // Live inbox streams end when the server stops, so graceful shutdown
+    // does not wait on them.
+    let live_stop = app.messaging.stopping.clone();
+    let watcher_stop = shutdown.clone();
+    workers.push(tokio::spawn(crate::messaging::live::watch(
+        app.db.clone(),
+        app.messaging.clone(),
+        live_stop.clone(),
+    )));
+    tokio::spawn(async move {
+        watcher_stop.cancelled().await;
+        live_stop.cancel();
+    });
     let handle = tokio::spawn(async move {
         let served = axum::serve(
             listener,

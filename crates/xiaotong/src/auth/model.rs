@@ -11,6 +11,15 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("audit.read", "查看审计日志 / View the audit trail"),
     ("tokens.manage", "管理 API 令牌 / Manage API tokens"),
     ("jobs.read", "查看任务队列 / View the job queue"),
+    ("messages.send", "发送消息 / Send messages"),
+    (
+        "messages.read",
+        "查看全部消息与送达情况 / View all messages and their delivery",
+    ),
+    (
+        "messages.manage",
+        "管理模板、渠道与消息设置 / Manage templates, channels and messaging settings",
+    ),
     (
         "tenants.manage",
         "管理租户（平台） / Manage tenants (platform)",
@@ -98,6 +107,9 @@ const ADMIN_PERMS: &[&str] = &[
     "audit.read",
     "tokens.manage",
     "jobs.read",
+    "messages.send",
+    "messages.read",
+    "messages.manage",
 ];
 
 /// The roles every tenant starts with.
@@ -111,7 +123,14 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     BuiltinRole {
         key: "principal",
         name: "校长 / Principal",
-        permissions: &["people.read", "roles.read", "audit.read", "jobs.read"],
+        permissions: &[
+            "people.read",
+            "roles.read",
+            "audit.read",
+            "jobs.read",
+            "messages.send",
+            "messages.read",
+        ],
         scope: Scope::Tenant,
     },
     BuiltinRole {
@@ -123,19 +142,22 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "import.run",
             "roles.read",
             "tokens.manage",
+            "messages.send",
+            "messages.read",
+            "messages.manage",
         ],
         scope: Scope::Tenant,
     },
     BuiltinRole {
         key: "department_staff",
         name: "部门职员 / Department staff",
-        permissions: &["people.read", "people.write"],
+        permissions: &["people.read", "people.write", "messages.send"],
         scope: Scope::OwnDepartment,
     },
     BuiltinRole {
         key: "teacher",
         name: "教师 / Teacher",
-        permissions: &["people.read"],
+        permissions: &["people.read", "messages.send"],
         scope: Scope::OwnClasses,
     },
     BuiltinRole {

@@ -384,6 +384,13 @@ impl Sql {
         self
     }
 
+    /// Append another statement, text and arguments.
+    pub fn append(&mut self, other: &Sql) -> &mut Self {
+        self.text.push_str(&other.text);
+        self.args.extend(other.args.iter().cloned());
+        self
+    }
+
     /// Append `(?, ?, …)` for a list of values.
     pub fn push_in<V: Into<Val>>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Self {
         self.text.push('(');

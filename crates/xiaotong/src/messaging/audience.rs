@@ -1,0 +1,238 @@
+//! Audiences: rules (people, roles, departments with sub-departments,
+//! classes, grades, tags, kinds, "parents of") with exclusions, resolved by
+//! one query to the active people they reach.
+
+use super::model::{Audience, AudienceRule};
+use super::store::Exec;
+use crate::db::{RowExt, Sql};
+use crate::error::{Error, FieldError, Result};
+
+/// One recipient: the person, and for parents reached through a student,
+/// that student (0 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipient {
+    pub person_id: i64,
+    pub via: i64,
+}
+
+const RULE_TYPES: &[&str] = &[
+    "all", "kind", "person", "role", "department", "class", "grade", "tag",
+];
+
+fn ids_of(v: &Option<serde_json::Value>) -> Option<Vec<i64>> {
+    match v {
+        Some(serde_json::Value::Number(n)) => n.as_i64().map(|i| vec![i]),
+        Some(serde_json::Value::Array(a)) => a.iter().map(|x| x.as_i64()).collect(),
+        Some(serde_json::Value::String(s)) => s.parse().ok().map(|i| vec![i]),
+        _ => None,
+    }
+}
+
+fn text_of(v: &Option<serde_json::Value>) -> Option<String> {
+    match v {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// Checks the shape of every rule and that the ids it names belong to the tenant.
+pub async fn validate(exec: &mut Exec<'_>, tenant_id: i64, a: &Audience) -> Result<()> {
+    let mut errors = Vec::new();
+    for (list, rules) in [("include", &a.include), ("exclude", &a.exclude)] {
+        for (i, r) in rules.iter().enumerate() {
+            let field = format!("audience.{list}[{i}]");
+            if !RULE_TYPES.contains(&r.rule_type.as_str()) {
+                errors.push(FieldError::new(&field, format!("unknown rule type `{}`; one of {}", r.rule_type, RULE_TYPES.join(", "))));
+                continue;
+            }
+            if !matches!(r.who.as_deref(), None | Some("self") | Some("parents") | Some("both")) {
+                errors.push(FieldError::new(&field, "who must be self, parents or both"));
+            }
+            let table = match r.rule_type.as_str() {
+                "all" => continue,
+                "kind" | "role" => {
+                    if text_of(&r.value).is_none() {
+                        errors.push(FieldError::new(&field, "needs a value"));
+                    }
+                    continue;
+                }
+                "person" => "people",
+                "department" => "departments",
+                "class" => "classes",
+                "grade" => "grades",
+                _ => "tags",
+            };
+            let Some(ids) = ids_of(&r.value).filter(|v| !v.is_empty()) else {
+                errors.push(FieldError::new(&field, "needs an id or a list of ids"));
+                continue;
+            };
+            let mut q = Sql::new(format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = ?")).bind(tenant_id);
+            q.push(" AND id IN ");
+            q.push_in(ids.iter().copied());
+            let found = exec.fetch_one(&q).await?.i64("n")?;
+            if found != ids.len() as i64 {
+                errors.push(FieldError::new(&field, format!("{} not found", r.rule_type)));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(errors))
+    }
+}
+
+/// The people a rule matches, as a subquery selecting `id`.
+async fn matched(exec: &mut Exec<'_>, tenant_id: i64, r: &AudienceRule) -> Result<Sql> {
+    let mut q = Sql::new("SELECT id FROM people WHERE tenant_id = ?").bind(tenant_id);
+    match r.rule_type.as_str() {
+        "all" => {}
+        "kind" => {
+            q.push_bind(" AND kind = ?", text_of(&r.value).unwrap_or_default());
+        }
+        "person" => {
+            q.push(" AND id IN ");
+            q.push_in(ids_of(&r.value).unwrap_or_default());
+        }
+        "role" => {
+            q = Sql::new(
+                "SELECT pr.person_id AS id FROM person_roles pr JOIN roles r ON r.id = pr.role_id \
+                 WHERE pr.tenant_id = ? AND r.tenant_id = ? AND r.role_key = ?",
+            )
+            .bind(tenant_id)
+            .bind(tenant_id)
+            .bind(text_of(&r.value).unwrap_or_default());
+        }
+        "department" => {
+            let mut all = Vec::new();
+            for id in ids_of(&r.value).unwrap_or_default() {
+                all.extend(department_subtree(exec, tenant_id, id).await?);
+            }
+            all.push(-1);
+            q.push(" AND (department_id IN ");
+            q.push_in(all.iter().copied());
+            q.push_bind(" OR class_id IN (SELECT id FROM classes WHERE tenant_id = ?", tenant_id);
+            q.push(" AND department_id IN ");
+            q.push_in(all.iter().copied());
+            q.push("))");
+        }
+        "class" => {
+            q.push(" AND class_id IN ");
+            q.push_in(ids_of(&r.value).unwrap_or_default());
+        }
+        "grade" => {
+            q.push_bind(" AND class_id IN (SELECT id FROM classes WHERE tenant_id = ?", tenant_id);
+            q.push(" AND grade_id IN ");
+            q.push_in(ids_of(&r.value).unwrap_or_default());
+            q.push(")");
+        }
+        _ => {
+            q = Sql::new("SELECT person_id AS id FROM person_tags WHERE tenant_id = ?").bind(tenant_id);
+            q.push(" AND tag_id IN ");
+            q.push_in(ids_of(&r.value).unwrap_or_default());
+        }
+    }
+    Ok(q)
+}
+
+async fn department_subtree(exec: &mut Exec<'_>, tenant_id: i64, id: i64) -> Result<Vec<i64>> {
+    let rows = exec
+        .fetch_all(&Sql::new("SELECT id, parent_id FROM departments WHERE tenant_id = ?").bind(tenant_id))
+        .await?;
+    let mut out = vec![id];
+    let mut i = 0;
+    while i < out.len() {
+        let cur = out[i];
+        for r in &rows {
+            if r.opt_i64("parent_id")? == Some(cur) {
+                out.push(r.i64("id")?);
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// `(pid, via)` rows for a list of rules, as one UNION ALL.
+async fn parts(exec: &mut Exec<'_>, tenant_id: i64, rules: &[AudienceRule]) -> Result<Option<Sql>> {
+    let mut out: Option<Sql> = None;
+    for r in rules {
+        let m = matched(exec, tenant_id, r).await?;
+        let who = r.who.as_deref().unwrap_or("self");
+        let mut selected = Vec::new();
+        if who == "self" || who == "both" {
+            let mut part = Sql::new("SELECT m.id AS pid, 0 AS via FROM (");
+            part.append(&m).push(") m");
+            selected.push(part);
+        }
+        if who == "parents" || who == "both" {
+            let mut part = Sql::new(
+                "SELECT g.parent_id AS pid, g.student_id AS via FROM guardianships g \
+                 WHERE g.tenant_id = ? AND g.student_id IN (",
+            )
+            .bind(tenant_id);
+            part.append(&m).push(")");
+            selected.push(part);
+        }
+        for part in selected {
+            match &mut out {
+                None => out = Some(part),
+                Some(acc) => {
+                    acc.push(" UNION ALL ").append(&part);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves an audience to active people, ordered by id, each once.
+pub async fn resolve(exec: &mut Exec<'_>, tenant_id: i64, a: &Audience) -> Result<Vec<Recipient>> {
+    let Some(inc) = parts(exec, tenant_id, &a.include).await? else {
+        return Ok(Vec::new());
+    };
+    let mut q = Sql::new("SELECT u.pid AS pid, MAX(u.via) AS via FROM (");
+    q.append(&inc);
+    q.push_bind(
+        ") u JOIN people p ON p.id = u.pid WHERE p.tenant_id = ? AND p.active = 1",
+        tenant_id,
+    );
+    if let Some(exc) = parts(exec, tenant_id, &a.exclude).await? {
+        q.push(" AND u.pid NOT IN (SELECT x.pid FROM (").append(&exc).push(") x)");
+    }
+    q.push(" GROUP BY u.pid ORDER BY u.pid");
+    let rows = exec.fetch_all(&q).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Recipient {
+                person_id: r.i64("pid")?,
+                via: r.opt_i64("via")?.unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Packs ids as little-endian i64s (the frozen list is one row, not 20,000).
+pub fn pack(ids: impl Iterator<Item = i64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    out
+}
+
+pub fn unpack(bytes: &[u8]) -> Vec<i64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pack_round_trips() {
+        let ids = vec![1, 2, 1 << 40, 7];
+        assert_eq!(super::unpack(&super::pack(ids.iter().copied())), ids);
+    }
+}
