@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Executor;
