@@ -117,6 +117,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench import        import a 20,000-row XLSX into a fresh SQLite database
   bench jobs          run 20,000 jobs through the queue (SQLite, and PostgreSQL if configured)
   bench people        list/search people with 20,000 people: latency percentiles
+  bench fanout        one notice to 20,000 recipients, in-app + e-mail to a real SMTP server
   bench fet [--time-limit S]   fet-cl vs xiaotong solve on the FET dev set
   bench itc [--time-limit S]   ITC-2007 comp01–07 against the best known costs";
 
@@ -148,7 +149,7 @@ fn main() -> Result<()> {
         }
         Some("bench") => match args.get(1).map(String::as_str) {
             Some(kind @ ("fet" | "itc")) => bench_solver::run(kind, &args[2..]),
-            Some(kind @ ("import" | "jobs" | "people")) => run(cargo()
+            Some(kind @ ("import" | "jobs" | "people" | "fanout")) => run(cargo()
                 .args(["bench", "-p", "xiaotong", "--bench", kind, "--"])
                 .args(&args[2..])
                 .current_dir(&root)),

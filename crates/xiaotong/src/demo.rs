@@ -713,3 +713,38 @@ pub async fn run(listen: &str, data_dir: &Path) -> anyhow::Result<()> {
     running.wait().await;
     Ok(())
 }
+
+/// A tenant `bulk` with an admin (log-in `admin`, the demo password) and
+/// `n` students with e-mail addresses `s<number>@bulk.test`, for the
+/// fan-out benchmark and the delivery crash test. Returns the tenant id.
+pub async fn seed_mail_audience(app: &App, n: usize) -> anyhow::Result<i64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(2027);
+    let tenant = create_tenant(app, "bulk", "批量学校 / Bulk school").await?;
+    create_account(
+        app,
+        tenant.id,
+        "staff",
+        "管理员",
+        "admin",
+        DEMO_PASSWORD,
+        &["institution_admin"],
+        false,
+    )
+    .await?;
+    let people: Vec<PersonRecord> = (0..n)
+        .map(|i| {
+            let number = format!("B{:07}", i + 1);
+            PersonRecord {
+                kind: "student".into(),
+                email: Some(format!("s{}@bulk.test", number.to_lowercase())),
+                number: Some(number),
+                name: name(&mut rng),
+                ..PersonRecord::default()
+            }
+        })
+        .collect();
+    let mut tx = app.db.begin().await?;
+    store::insert_people(&mut tx, tenant.id, &people).await?;
+    tx.commit().await?;
+    Ok(tenant.id)
+}
