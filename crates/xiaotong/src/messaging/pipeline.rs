@@ -50,7 +50,7 @@ pub fn providers_of(channel: &str) -> &'static [&'static str] {
 /// (WeCom takes 1,000 users a call; SMTP reuses pooled connections).
 fn batch_size(provider: &str) -> usize {
     match provider {
-        "email" => 100,
+        "email" => 50,
         "aliyun_sms" | "tencent_sms" => 200,
         "wecom_app" => 1000,
         "dingtalk_work" => 100,
