@@ -17,16 +17,28 @@ const RECIPIENTS: usize = 20_000;
 async fn run(backend: &str) -> Option<String> {
     let app = common::fresh(backend).await?;
     let t = Instant::now();
-    xiaotong::demo::seed_mail_audience(&app, RECIPIENTS).await.expect("seed");
-    eprintln!("[{backend}] seeded {RECIPIENTS} recipients in {:.1} s", t.elapsed().as_secs_f64());
+    xiaotong::demo::seed_mail_audience(&app, RECIPIENTS)
+        .await
+        .expect("seed");
+    eprintln!(
+        "[{backend}] seeded {RECIPIENTS} recipients in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let sink = smtp::SmtpSink::start(None, None).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = xiaotong::server::start(app.clone(), listener, true).await.expect("server");
+    let running = xiaotong::server::start(app.clone(), listener, true)
+        .await
+        .expect("server");
     let base = format!("http://{}", running.addr);
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
     let login: reqwest::Response = client
         .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"tenant": "bulk", "login": "admin", "password": xiaotong::demo::DEMO_PASSWORD}))
+        .json(
+            &json!({"tenant": "bulk", "login": "admin", "password": xiaotong::demo::DEMO_PASSWORD}),
+        )
         .send()
         .await
         .unwrap();
@@ -35,7 +47,10 @@ async fn run(backend: &str) -> Option<String> {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("xt_csrf=").map(|r| r.split(';').next().unwrap_or("").to_string()))
+        .find_map(|c| {
+            c.strip_prefix("xt_csrf=")
+                .map(|r| r.split(';').next().unwrap_or("").to_string())
+        })
         .expect("csrf");
     let call = |method: reqwest::Method, path: &str, body: Value| {
         client
@@ -50,8 +65,15 @@ async fn run(backend: &str) -> Option<String> {
         assert!(st.is_success(), "{st}: {body}");
         serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)
     };
-    ok(call(reqwest::Method::PUT, "/api/v1/messaging/settings", json!({"quiet_start": null, "quiet_end": null,
-        "fallbacks": {}, "urgent_sms": false, "max_attachment_bytes": 10485760})).await.unwrap()).await;
+    ok(call(
+        reqwest::Method::PUT,
+        "/api/v1/messaging/settings",
+        json!({"quiet_start": null, "quiet_end": null,
+        "fallbacks": {}, "urgent_sms": false, "max_attachment_bytes": 10485760}),
+    )
+    .await
+    .unwrap())
+    .await;
     ok(call(reqwest::Method::PUT, "/api/v1/channels/email", json!({"config": {"kind": "email", "host": "127.0.0.1",
         "port": sink.port, "security": "plain", "from": "校通 <noreply@bulk.test>", "pool_size": 8}})).await.unwrap()).await;
     let msg = ok(call(reqwest::Method::POST, "/api/v1/messages", json!({
@@ -61,9 +83,19 @@ async fn run(backend: &str) -> Option<String> {
     let id = msg["id"].as_i64().unwrap();
 
     let t0 = Instant::now();
-    let published = ok(call(reqwest::Method::POST, &format!("/api/v1/messages/{id}/publish"), json!({})).await.unwrap()).await;
+    let published = ok(call(
+        reqwest::Method::POST,
+        &format!("/api/v1/messages/{id}/publish"),
+        json!({}),
+    )
+    .await
+    .unwrap())
+    .await;
     let publish_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    assert_eq!(published["recipient_count"].as_i64(), Some(RECIPIENTS as i64));
+    assert_eq!(
+        published["recipient_count"].as_i64(),
+        Some(RECIPIENTS as i64)
+    );
     let after = Instant::now();
     let count = Sql::new("SELECT COUNT(*) AS n FROM inbox WHERE message_id = ?").bind(id);
     loop {
@@ -71,7 +103,10 @@ async fn run(backend: &str) -> Option<String> {
         if n as usize >= RECIPIENTS {
             break;
         }
-        assert!(after.elapsed() < Duration::from_secs(120), "inbox stuck at {n}");
+        assert!(
+            after.elapsed() < Duration::from_secs(120),
+            "inbox stuck at {n}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let inbox_ms = after.elapsed().as_secs_f64() * 1000.0;

@@ -19,7 +19,9 @@ async fn count(app: &xiaotong::app::App, sql: Sql) -> i64 {
 /// 张三's class id.
 async fn zhang_class(admin: &Session) -> i64 {
     let page = admin.get_json("/api/v1/people?q=2024010001").await;
-    page["items"][0]["class"]["id"].as_i64().expect("张三 has a class")
+    page["items"][0]["class"]["id"]
+        .as_i64()
+        .expect("张三 has a class")
 }
 
 /// Gives the students of a class and their parents e-mail addresses; returns how many.
@@ -41,7 +43,11 @@ async fn give_emails(s: &TestServer, class_id: i64) -> usize {
         let id = r.i64("id").unwrap();
         s.app
             .db
-            .execute(&Sql::new("UPDATE people SET email = ? WHERE id = ?").bind(format!("p{id}@school.test")).bind(id))
+            .execute(
+                &Sql::new("UPDATE people SET email = ? WHERE id = ?")
+                    .bind(format!("p{id}@school.test"))
+                    .bind(id),
+            )
             .await
             .unwrap();
     }
@@ -53,8 +59,10 @@ async fn quiet_hours_off(admin: &Session, max_attachment: i64) {
         .send(
             Method::PUT,
             "/api/v1/messaging/settings",
-            Some(json!({"quiet_start": null, "quiet_end": null, "fallbacks": {}, "urgent_sms": false,
-                "max_attachment_bytes": max_attachment})),
+            Some(
+                json!({"quiet_start": null, "quiet_end": null, "fallbacks": {}, "urgent_sms": false,
+                "max_attachment_bytes": max_attachment}),
+            ),
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
@@ -94,8 +102,14 @@ impl Sse {
     async fn open(s: &Session) -> Sse {
         let resp = s.get("/api/v1/inbox/stream").await;
         assert_eq!(resp.status(), StatusCode::OK);
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-        Sse { resp, buf: String::new() }
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        Sse {
+            resp,
+            buf: String::new(),
+        }
     }
 
     async fn next_unread(&mut self, timeout: Duration) -> i64 {
@@ -104,8 +118,13 @@ impl Sse {
             if let Some(end) = self.buf.find("\n\n") {
                 let event: String = self.buf.drain(..end + 2).collect();
                 if event.contains("event: unread") {
-                    let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-                    return serde_json::from_str::<Value>(data).unwrap()["unread"].as_i64().unwrap();
+                    let data = event
+                        .lines()
+                        .find_map(|l| l.strip_prefix("data: "))
+                        .unwrap();
+                    return serde_json::from_str::<Value>(data).unwrap()["unread"]
+                        .as_i64()
+                        .unwrap();
                 }
                 continue;
             }
@@ -134,7 +153,12 @@ async fn message_center(url: String) {
     // Channel settings come back with secrets masked; a test send reaches the server.
     let chans = admin.get_json("/api/v1/channels").await;
     assert_eq!(chans[0]["channel"], "email");
-    let r = admin.post("/api/v1/channels/email/test", json!({"to": "check@school.test"})).await;
+    let r = admin
+        .post(
+            "/api/v1/channels/email/test",
+            json!({"to": "check@school.test"}),
+        )
+        .await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(sink.wait_for(1, Duration::from_secs(10)).await, 1);
@@ -149,12 +173,27 @@ async fn message_center(url: String) {
     assert_eq!(r.status(), StatusCode::OK);
     let saved: Value = r.json().await.unwrap();
     assert_eq!(saved["config"]["secret"], "••••", "secrets are never shown");
-    let v: Value = admin.post("/api/v1/channels/webhook/test", json!({})).await.json().await.unwrap();
+    let v: Value = admin
+        .post("/api/v1/channels/webhook/test", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["ok"], false);
-    assert!(!v["outcome"]["message"].as_str().unwrap_or_default().is_empty(), "{v}");
+    assert!(
+        !v["outcome"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{v}"
+    );
     admin
-        .send(Method::PUT, "/api/v1/channels/webhook", Some(json!({"config": {"kind": "webhook",
-            "url": "http://127.0.0.1:9/hook", "secret": "••••"}, "enabled": false})))
+        .send(
+            Method::PUT,
+            "/api/v1/channels/webhook",
+            Some(json!({"config": {"kind": "webhook",
+            "url": "http://127.0.0.1:9/hook", "secret": "••••"}, "enabled": false})),
+        )
         .await;
 
     // Templates: an unknown variable and a syntax error are refused with their line.
@@ -166,16 +205,31 @@ async fn message_center(url: String) {
         422,
     )
     .await;
-    assert!(p["errors"][0]["message"].as_str().unwrap().contains("`exam_room` on line 3"), "{p}");
+    assert!(
+        p["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`exam_room` on line 3"),
+        "{p}"
+    );
     let p = problem(
         admin
-            .post("/api/v1/templates", json!({"code": "exam", "name": "考试安排", "kind": "exam",
-                "content": {"title": "考试安排", "body": "第一行\n{% if x %}没有结束"}}))
+            .post(
+                "/api/v1/templates",
+                json!({"code": "exam", "name": "考试安排", "kind": "exam",
+                "content": {"title": "考试安排", "body": "第一行\n{% if x %}没有结束"}}),
+            )
             .await,
         422,
     )
     .await;
-    assert!(p["errors"][0]["message"].as_str().unwrap().contains("line 2"), "{p}");
+    assert!(
+        p["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 2"),
+        "{p}"
+    );
     let r = admin
         .post("/api/v1/templates", json!({"code": "exam", "name": "考试安排", "kind": "exam", "variables": ["exam_room"],
             "content": {"title": "{{ student.name }} 的考试安排", "body": "{{ recipient.name }} 您好：\n\n**{{ student.name }}** 的考场是 {{ exam_room }}。"}}))
@@ -187,134 +241,305 @@ async fn message_center(url: String) {
     let mut edited = tmpl.clone();
     edited["content"]["body"] = json!("{{ recipient.name }} 您好：\n\n**{{ student.name }}** 的考场是 {{ exam_room }}，请带准考证。");
     let r = admin
-        .send(Method::PUT, &format!("/api/v1/templates/{tid}"), Some(json!({"code": "exam", "name": "考试安排",
-            "kind": "exam", "variables": ["exam_room"], "content": edited["content"]})))
+        .send(
+            Method::PUT,
+            &format!("/api/v1/templates/{tid}"),
+            Some(json!({"code": "exam", "name": "考试安排",
+            "kind": "exam", "variables": ["exam_room"], "content": edited["content"]})),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let versions = admin.get_json(&format!("/api/v1/templates/{tid}/versions")).await;
+    let versions = admin
+        .get_json(&format!("/api/v1/templates/{tid}/versions"))
+        .await;
     assert_eq!(versions.as_array().unwrap().len(), 2);
     // Preview for the parent shows the child's name.
     let parent_id = parent.me["id"].as_i64().unwrap();
     let pv: Value = admin
-        .post("/api/v1/templates/preview", json!({"template_id": tid, "person_id": parent_id, "vars": {"exam_room": "A301"}}))
+        .post(
+            "/api/v1/templates/preview",
+            json!({"template_id": tid, "person_id": parent_id, "vars": {"exam_room": "A301"}}),
+        )
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(pv["title"], "张三 的考试安排", "{pv}");
-    assert!(pv["body_html"].as_str().unwrap().contains("<strong>张三</strong>"));
+    assert!(pv["body_html"]
+        .as_str()
+        .unwrap()
+        .contains("<strong>张三</strong>"));
 
     // The audience count before sending: the class and its parents.
     let audience = json!({"include": [{"type": "class", "value": class_id, "who": "both"}]});
-    let cnt: Value = admin.post("/api/v1/audience/count", audience.clone()).await.json().await.unwrap();
-    let students = count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM people WHERE class_id = ? AND active = 1").bind(class_id)).await;
+    let cnt: Value = admin
+        .post("/api/v1/audience/count", audience.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let students = count(
+        &s.app,
+        Sql::new("SELECT COUNT(*) AS n FROM people WHERE class_id = ? AND active = 1")
+            .bind(class_id),
+    )
+    .await;
     assert!(cnt["count"].as_i64().unwrap() > students, "{cnt}");
     let recipients = cnt["count"].as_i64().unwrap();
     // Exclusions apply.
     let zhang_id = student.me["id"].as_i64().unwrap();
     let fewer: Value = admin
-        .post("/api/v1/audience/count", json!({"include": [{"type": "class", "value": class_id, "who": "both"}],
-            "exclude": [{"type": "person", "value": zhang_id, "who": "both"}]}))
+        .post(
+            "/api/v1/audience/count",
+            json!({"include": [{"type": "class", "value": class_id, "who": "both"}],
+            "exclude": [{"type": "person", "value": zhang_id, "who": "both"}]}),
+        )
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(fewer["count"].as_i64().unwrap(), recipients - 2, "张三 and his parent excluded");
-    problem(admin.post("/api/v1/audience/count", json!({"include": [{"type": "class", "value": 999999}]})).await, 422).await;
+    assert_eq!(
+        fewer["count"].as_i64().unwrap(),
+        recipients - 2,
+        "张三 and his parent excluded"
+    );
+    problem(
+        admin
+            .post(
+                "/api/v1/audience/count",
+                json!({"include": [{"type": "class", "value": 999999}]}),
+            )
+            .await,
+        422,
+    )
+    .await;
 
     // An audience of nobody is refused unless asked for.
     let r = admin
-        .post("/api/v1/messages", json!({"content": {"title": "空", "body": "x"}, "audience": {"include": []}}))
+        .post(
+            "/api/v1/messages",
+            json!({"content": {"title": "空", "body": "x"}, "audience": {"include": []}}),
+        )
         .await;
     let empty: Value = r.json().await.unwrap();
-    let p = problem(admin.post(&format!("/api/v1/messages/{}/publish", empty["id"]), json!({})).await, 422).await;
+    let p = problem(
+        admin
+            .post(
+                &format!("/api/v1/messages/{}/publish", empty["id"]),
+                json!({}),
+            )
+            .await,
+        422,
+    )
+    .await;
     assert_eq!(p["errors"][0]["field"], "audience");
 
     // Compose from the template, publish; the parent sees it live.
     let mut live = Sse::open(&parent).await;
     let before = live.next_unread(Duration::from_secs(5)).await;
     let r = admin
-        .post("/api/v1/messages", json!({"template_id": tid, "vars": {"exam_room": "A301"}, "audience": audience,
-            "channels": ["inapp", "email"], "priority": "high", "require_confirm": true}))
+        .post(
+            "/api/v1/messages",
+            json!({"template_id": tid, "vars": {"exam_room": "A301"}, "audience": audience,
+            "channels": ["inapp", "email"], "priority": "high", "require_confirm": true}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let msg: Value = r.json().await.unwrap();
     let mid = msg["id"].as_i64().unwrap();
     assert_eq!(msg["state"], "draft");
     assert_eq!(msg["kind"], "exam");
-    let r = admin.post(&format!("/api/v1/messages/{mid}/publish"), json!({})).await;
+    let r = admin
+        .post(&format!("/api/v1/messages/{mid}/publish"), json!({}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let published: Value = r.json().await.unwrap();
     assert_eq!(published["state"], "published");
     assert_eq!(published["recipient_count"].as_i64().unwrap(), recipients);
-    assert_eq!(live.next_unread(Duration::from_secs(10)).await, before + 1, "live unread count");
+    assert_eq!(
+        live.next_unread(Duration::from_secs(10)).await,
+        before + 1,
+        "live unread count"
+    );
     // Editing after publishing is refused.
-    problem(admin.send(Method::PATCH, &format!("/api/v1/messages/{mid}"), Some(json!({"priority": "low"}))).await, 409).await;
+    problem(
+        admin
+            .send(
+                Method::PATCH,
+                &format!("/api/v1/messages/{mid}"),
+                Some(json!({"priority": "low"})),
+            )
+            .await,
+        409,
+    )
+    .await;
 
     let inbox = parent.get_json("/api/v1/inbox?unread=true").await;
-    let item = inbox["items"].as_array().unwrap().iter().find(|i| i["message_id"] == mid).expect("in the parent's inbox").clone();
+    let item = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["message_id"] == mid)
+        .expect("in the parent's inbox")
+        .clone();
     assert_eq!(item["title"], "张三 的考试安排");
-    assert!(item["body_html"].as_str().unwrap().contains("张建国 您好"), "{item}");
-    assert!(item["body_html"].as_str().unwrap().contains("请带准考证"), "the newest version");
+    assert!(
+        item["body_html"].as_str().unwrap().contains("张建国 您好"),
+        "{item}"
+    );
+    assert!(
+        item["body_html"].as_str().unwrap().contains("请带准考证"),
+        "the newest version"
+    );
     let s_inbox = student.get_json("/api/v1/inbox").await;
-    assert!(s_inbox["items"].as_array().unwrap().iter().any(|i| i["message_id"] == mid));
+    assert!(s_inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["message_id"] == mid));
 
     // Every recipient with an address gets one e-mail.
     assert!(with_email as i64 >= recipients - 2);
     let expected_mail = 1 + recipients as usize;
-    assert_eq!(sink.wait_for(expected_mail, Duration::from_secs(30)).await, expected_mail);
-    let subjects: Vec<String> = sink.received.lock().unwrap().iter().map(|(_, s)| s.clone()).collect();
-    assert!(subjects.iter().any(|s| s == "张三 的考试安排"), "{subjects:?}");
+    assert_eq!(
+        sink.wait_for(expected_mail, Duration::from_secs(30)).await,
+        expected_mail
+    );
+    let subjects: Vec<String> = sink
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s == "张三 的考试安排"),
+        "{subjects:?}"
+    );
 
     // The parent reads and confirms; the sender sees it.
     let inbox_id = item["id"].as_i64().unwrap();
-    let r = parent.post(&format!("/api/v1/inbox/{inbox_id}/confirm"), json!({})).await;
+    let r = parent
+        .post(&format!("/api/v1/inbox/{inbox_id}/confirm"), json!({}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let report = admin.get_json(&format!("/api/v1/messages/{mid}/delivery")).await;
+    let report = admin
+        .get_json(&format!("/api/v1/messages/{mid}/delivery"))
+        .await;
     assert_eq!(report["read"], 1);
     assert_eq!(report["confirmed"], 1);
     assert_eq!(report["inbox"].as_i64().unwrap(), recipients);
-    let sent = report["by_channel"].as_array().unwrap().iter().find(|c| c["channel"] == "email" && c["state"] == "sent").unwrap().clone();
+    let sent = report["by_channel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "email" && c["state"] == "sent")
+        .unwrap()
+        .clone();
     assert_eq!(sent["count"].as_i64().unwrap(), recipients);
-    let read = admin.get_json(&format!("/api/v1/messages/{mid}/recipients?filter=read")).await;
+    let read = admin
+        .get_json(&format!("/api/v1/messages/{mid}/recipients?filter=read"))
+        .await;
     assert_eq!(read["total"], 1);
     assert_eq!(read["items"][0]["name"], "张建国");
     assert_eq!(read["items"][0]["via"], "张三");
     assert_eq!(read["items"][0]["channels"]["email"], "sent");
-    let timeline = admin.get_json(&format!("/api/v1/people/{parent_id}/message-timeline")).await;
-    assert!(timeline.as_array().unwrap().iter().any(|e| e["event"] == "read" && e["message_id"] == mid));
+    let timeline = admin
+        .get_json(&format!("/api/v1/people/{parent_id}/message-timeline"))
+        .await;
+    assert!(timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "read" && e["message_id"] == mid));
     // History lists it with its read count; the export is a workbook.
     let hist = admin.get_json("/api/v1/messages?kind=exam&q=考试").await;
     assert_eq!(hist["items"][0]["id"], mid);
     assert_eq!(hist["items"][0]["read_count"], 1);
-    let x = admin.get(&format!("/api/v1/messages/{mid}/export.xlsx")).await;
+    let x = admin
+        .get(&format!("/api/v1/messages/{mid}/export.xlsx"))
+        .await;
     assert_eq!(x.status(), StatusCode::OK);
     assert!(x.bytes().await.unwrap().starts_with(b"PK"));
 
     // Permissions: a teacher addresses own classes only; parents see no history;
     // another tenant's admin does not even see the message exists.
     let teacher = s.login("school", "teacher").await;
-    problem(teacher.post("/api/v1/audience/count", json!({"include": [{"type": "all"}]})).await, 403).await;
-    let own: Value = teacher.post("/api/v1/audience/count", json!({"include": [{"type": "class", "value": class_id}]})).await.json().await.unwrap();
+    problem(
+        teacher
+            .post(
+                "/api/v1/audience/count",
+                json!({"include": [{"type": "all"}]}),
+            )
+            .await,
+        403,
+    )
+    .await;
+    let own: Value = teacher
+        .post(
+            "/api/v1/audience/count",
+            json!({"include": [{"type": "class", "value": class_id}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(own["count"].as_i64().unwrap(), students);
     problem(teacher.get(&format!("/api/v1/messages/{mid}")).await, 404).await;
     problem(parent.get("/api/v1/messages").await, 403).await;
-    problem(parent.post("/api/v1/messages", json!({"content": {"title": "x", "body": "y"}})).await, 403).await;
+    problem(
+        parent
+            .post(
+                "/api/v1/messages",
+                json!({"content": {"title": "x", "body": "y"}}),
+            )
+            .await,
+        403,
+    )
+    .await;
     let other = s.login("training", "admin").await;
     problem(other.get(&format!("/api/v1/messages/{mid}")).await, 404).await;
-    problem(other.get(&format!("/api/v1/messages/{mid}/delivery")).await, 404).await;
-    problem(other.post(&format!("/api/v1/inbox/{inbox_id}/read"), json!({})).await, 404).await;
+    problem(
+        other.get(&format!("/api/v1/messages/{mid}/delivery")).await,
+        404,
+    )
+    .await;
+    problem(
+        other
+            .post(&format!("/api/v1/inbox/{inbox_id}/read"), json!({}))
+            .await,
+        404,
+    )
+    .await;
 
     // Attachments over the limit: 413.
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(vec![7u8; 5000]).file_name("big.pdf"));
-    let r = admin.client.post(s.url("/api/v1/attachments")).header("x-csrf-token", &admin.csrf).multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![7u8; 5000]).file_name("big.pdf"),
+    );
+    let r = admin
+        .client
+        .post(s.url("/api/v1/attachments"))
+        .header("x-csrf-token", &admin.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     problem(r, 413).await;
 
     // Withdraw: inboxes show it withdrawn, without its body.
-    let r = admin.post(&format!("/api/v1/messages/{mid}/withdraw"), json!({})).await;
+    let r = admin
+        .post(&format!("/api/v1/messages/{mid}/withdraw"), json!({}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let inbox = student.get_json("/api/v1/inbox").await;
-    let w = inbox["items"].as_array().unwrap().iter().find(|i| i["message_id"] == mid).unwrap().clone();
+    let w = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["message_id"] == mid)
+        .unwrap()
+        .clone();
     assert_eq!(w["state"], "withdrawn");
     assert_eq!(w["body_html"], "");
 
@@ -323,7 +548,10 @@ async fn message_center(url: String) {
     let actor = xiaotong::auth::model::Actor::system(tenant_id, "lessons");
     let n = xiaotong::messaging::Notify {
         template: "lessons.low_balance".into(),
-        audience: serde_json::from_value(json!({"include": [{"type": "person", "value": zhang_id, "who": "parents"}]})).unwrap(),
+        audience: serde_json::from_value(
+            json!({"include": [{"type": "person", "value": zhang_id, "who": "parents"}]}),
+        )
+        .unwrap(),
         vars: json!({"package": "钢琴 48 课时", "balance": "3.00"}),
         priority: xiaotong::messaging::Priority::Normal,
         channels: vec![],
@@ -331,16 +559,30 @@ async fn message_center(url: String) {
     };
     let messages_before = count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM messages")).await;
     let mut tx = s.app.db.begin().await.unwrap();
-    xiaotong::messaging::notify(&mut tx, tenant_id, &actor, &n).await.unwrap();
+    xiaotong::messaging::notify(&mut tx, tenant_id, &actor, &n)
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
-    assert_eq!(count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM messages")).await, messages_before, "rolled back with the caller");
+    assert_eq!(
+        count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM messages")).await,
+        messages_before,
+        "rolled back with the caller"
+    );
     let mut tx = s.app.db.begin().await.unwrap();
-    let nid = xiaotong::messaging::notify(&mut tx, tenant_id, &actor, &n).await.unwrap();
+    let nid = xiaotong::messaging::notify(&mut tx, tenant_id, &actor, &n)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    wait_until("the notice in the parent's inbox", Duration::from_secs(10), || async {
-        let inbox = parent.get_json("/api/v1/inbox?unread=true").await;
-        inbox["items"].as_array().unwrap().iter().any(|i| i["message_id"] == nid && i["title"] == "张三 课时不足提醒 / renewal reminder")
-    })
+    wait_until(
+        "the notice in the parent's inbox",
+        Duration::from_secs(10),
+        || async {
+            let inbox = parent.get_json("/api/v1/inbox?unread=true").await;
+            inbox["items"].as_array().unwrap().iter().any(|i| {
+                i["message_id"] == nid && i["title"] == "张三 课时不足提醒 / renewal reminder"
+            })
+        },
+    )
     .await;
     s.stop().await;
     sink.stop().await;
@@ -365,8 +607,16 @@ async fn provider_backoff(url: String) {
                 };
                 assert!(body.contains("\"message_id\""));
                 match n {
-                    1 => (StatusCode::INTERNAL_SERVER_ERROR, [("retry-after", "0")], "boom".to_string()),
-                    2 => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "3")], "slow down".to_string()),
+                    1 => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        [("retry-after", "0")],
+                        "boom".to_string(),
+                    ),
+                    2 => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "3")],
+                        "slow down".to_string(),
+                    ),
                     _ => (StatusCode::OK, [("retry-after", "0")], "ok".to_string()),
                 }
             }
@@ -380,7 +630,11 @@ async fn provider_backoff(url: String) {
     let admin = s.login("school", "admin").await;
     quiet_hours_off(&admin, 1_000_000).await;
     let r = admin
-        .send(Method::PUT, "/api/v1/channels/webhook", Some(json!({"config": {"kind": "webhook", "url": hook, "secret": "k"}})))
+        .send(
+            Method::PUT,
+            "/api/v1/channels/webhook",
+            Some(json!({"config": {"kind": "webhook", "url": hook, "secret": "k"}})),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let msg: Value = admin
@@ -391,24 +645,61 @@ async fn provider_backoff(url: String) {
         .await
         .unwrap();
     let mid = msg["id"].as_i64().unwrap();
-    assert_eq!(admin.post(&format!("/api/v1/messages/{mid}/publish"), json!({})).await.status(), StatusCode::OK);
-    wait_until("three attempts", Duration::from_secs(30), || async { hits.lock().unwrap().len() >= 3 }).await;
-    wait_until("the delivery marked sent", Duration::from_secs(10), || async {
-        let rep = admin.get_json(&format!("/api/v1/messages/{mid}/delivery")).await;
-        rep["by_channel"].as_array().unwrap().iter().any(|c| c["channel"] == "webhook" && c["state"] == "sent")
+    assert_eq!(
+        admin
+            .post(&format!("/api/v1/messages/{mid}/publish"), json!({}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    wait_until("three attempts", Duration::from_secs(30), || async {
+        hits.lock().unwrap().len() >= 3
     })
+    .await;
+    wait_until(
+        "the delivery marked sent",
+        Duration::from_secs(10),
+        || async {
+            let rep = admin
+                .get_json(&format!("/api/v1/messages/{mid}/delivery"))
+                .await;
+            rep["by_channel"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["channel"] == "webhook" && c["state"] == "sent")
+        },
+    )
     .await;
     let t = hits.lock().unwrap().clone();
     assert_eq!(t.len(), 3, "no further attempt after success");
-    assert!(t[1] - t[0] >= Duration::from_millis(500), "backoff after a 500: {:?}", t[1] - t[0]);
-    assert!(t[2] - t[1] >= Duration::from_millis(2900), "Retry-After honoured: {:?}", t[2] - t[1]);
+    assert!(
+        t[1] - t[0] >= Duration::from_millis(500),
+        "backoff after a 500: {:?}",
+        t[1] - t[0]
+    );
+    assert!(
+        t[2] - t[1] >= Duration::from_millis(2900),
+        "Retry-After honoured: {:?}",
+        t[2] - t[1]
+    );
     let attempts = count(
         &s.app,
-        Sql::new("SELECT attempts AS n FROM deliveries WHERE message_id = ? AND channel = 'webhook'").bind(mid),
+        Sql::new(
+            "SELECT attempts AS n FROM deliveries WHERE message_id = ? AND channel = 'webhook'",
+        )
+        .bind(mid),
     )
     .await;
     assert_eq!(attempts, 3);
-    assert_eq!(count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'dead'")).await, 0);
+    assert_eq!(
+        count(
+            &s.app,
+            Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'dead'")
+        )
+        .await,
+        0
+    );
     s.stop().await;
 }
 on_all_backends!(provider_errors_back_off, provider_backoff);
@@ -434,7 +725,12 @@ async fn smtp_outage(url: String) {
         .await
         .unwrap();
     let mid = msg["id"].as_i64().unwrap();
-    let published: Value = admin.post(&format!("/api/v1/messages/{mid}/publish"), json!({})).await.json().await.unwrap();
+    let published: Value = admin
+        .post(&format!("/api/v1/messages/{mid}/publish"), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let n = published["recipient_count"].as_i64().unwrap() as usize;
     let down_at = Instant::now();
     // While it is down, deliveries are retried, not given up.
@@ -445,13 +741,42 @@ async fn smtp_outage(url: String) {
     tokio::time::sleep(Duration::from_secs(60).saturating_sub(down_at.elapsed())).await;
     assert_eq!(count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ? AND state IN ('sent', 'dead', 'failed')").bind(mid)).await, 0);
     let sink = SmtpSink::start(Some(port), Some(received)).await;
-    assert_eq!(sink.wait_for(n, Duration::from_secs(150)).await, n, "all delivered after the outage");
-    wait_until("every delivery marked sent", Duration::from_secs(20), || async {
-        count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ? AND state = 'sent'").bind(mid)).await == n as i64
-    })
+    assert_eq!(
+        sink.wait_for(n, Duration::from_secs(150)).await,
+        n,
+        "all delivered after the outage"
+    );
+    wait_until(
+        "every delivery marked sent",
+        Duration::from_secs(20),
+        || async {
+            count(
+                &s.app,
+                Sql::new(
+                    "SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ? AND state = 'sent'",
+                )
+                .bind(mid),
+            )
+            .await
+                == n as i64
+        },
+    )
     .await;
-    assert_eq!(count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'dead'")).await, 0);
-    let addresses: std::collections::HashSet<String> = sink.received.lock().unwrap().iter().map(|(a, _)| a.clone()).collect();
+    assert_eq!(
+        count(
+            &s.app,
+            Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'dead'")
+        )
+        .await,
+        0
+    );
+    let addresses: std::collections::HashSet<String> = sink
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(a, _)| a.clone())
+        .collect();
     assert_eq!(addresses.len(), n, "each recipient once");
     s.stop().await;
     sink.stop().await;

@@ -15,14 +15,30 @@ use xiaotong::messaging::model::{Content, TemplateInput};
 const N: usize = 20_000;
 
 async fn scalar(app: &xiaotong::app::App, sql: &str) -> i64 {
-    app.db.fetch_one(&Sql::new(sql)).await.unwrap().i64("n").unwrap()
+    app.db
+        .fetch_one(&Sql::new(sql))
+        .await
+        .unwrap()
+        .i64("n")
+        .unwrap()
 }
 
 fn serve(url: &str) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_xiaotong"))
-        .args(["--database-url", url, "serve", "--listen", "127.0.0.1:0", "--job-concurrency", "16"])
+        .args([
+            "--database-url",
+            url,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--job-concurrency",
+            "16",
+        ])
         // The test keys: 32 bytes of 42.
-        .env("XIAOTONG_SECRET_KEY", "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=")
+        .env(
+            "XIAOTONG_SECRET_KEY",
+            "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+        )
         .env("XIAOTONG_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -39,15 +55,25 @@ async fn crash_and_restart(url: String) {
     let mut tx = app.db.begin().await.unwrap();
     let cfg = serde_json::json!({"kind": "email", "host": "127.0.0.1", "port": sink.port, "security": "plain",
         "from": "校通 <noreply@bulk.test>", "pool_size": 8});
-    xiaotong::messaging::store::save_channel_config(&mut tx, tenant, "email", "email", &app.keys.encrypt(&cfg.to_string()), true, 0)
-        .await
-        .unwrap();
+    xiaotong::messaging::store::save_channel_config(
+        &mut tx,
+        tenant,
+        "email",
+        "email",
+        &app.keys.encrypt(&cfg.to_string()),
+        true,
+        0,
+    )
+    .await
+    .unwrap();
     let settings = xiaotong::messaging::model::MessagingSettings {
         quiet_start: None,
         quiet_end: None,
         ..Default::default()
     };
-    xiaotong::messaging::store::save_settings(&mut tx, tenant, &settings).await.unwrap();
+    xiaotong::messaging::store::save_settings(&mut tx, tenant, &settings)
+        .await
+        .unwrap();
     let template = TemplateInput {
         code: "exam".into(),
         name: "考试".into(),
@@ -59,17 +85,24 @@ async fn crash_and_restart(url: String) {
         },
         variables: vec![],
     };
-    xiaotong::messaging::store::save_template(&mut tx, tenant, None, &template, "exam", None).await.unwrap();
+    xiaotong::messaging::store::save_template(&mut tx, tenant, None, &template, "exam", None)
+        .await
+        .unwrap();
     let notice = xiaotong::messaging::Notify {
         template: "exam".into(),
-        audience: serde_json::from_value(serde_json::json!({"include": [{"type": "kind", "value": "student"}]})).unwrap(),
+        audience: serde_json::from_value(
+            serde_json::json!({"include": [{"type": "kind", "value": "student"}]}),
+        )
+        .unwrap(),
         vars: serde_json::json!({}),
         priority: xiaotong::messaging::Priority::Normal,
         channels: vec!["inapp".into(), "email".into()],
         source: "test".into(),
     };
     let actor = xiaotong::auth::model::Actor::system(tenant, "test");
-    let mid = xiaotong::messaging::notify(&mut tx, tenant, &actor, &notice).await.unwrap();
+    let mid = xiaotong::messaging::notify(&mut tx, tenant, &actor, &notice)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let mut server = serve(&url);
@@ -79,11 +112,16 @@ async fn crash_and_restart(url: String) {
     server.wait().ok();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let at_kill = sink.count();
-    assert!(at_kill < N, "the kill came too late to test anything ({at_kill})");
+    assert!(
+        at_kill < N,
+        "the kill came too late to test anything ({at_kill})"
+    );
     // Deliveries in flight: those in send jobs whose lease the dead server held.
     let running = app
         .db
-        .fetch_all(&Sql::new("SELECT payload FROM jobs WHERE kind = 'messaging.send' AND state = 'running'"))
+        .fetch_all(&Sql::new(
+            "SELECT payload FROM jobs WHERE kind = 'messaging.send' AND state = 'running'",
+        ))
         .await
         .unwrap();
     let in_flight: usize = running
@@ -99,7 +137,12 @@ async fn crash_and_restart(url: String) {
     loop {
         let sent = app
             .db
-            .fetch_one(&Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ? AND state = 'sent'").bind(mid))
+            .fetch_one(
+                &Sql::new(
+                    "SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ? AND state = 'sent'",
+                )
+                .bind(mid),
+            )
             .await
             .unwrap()
             .i64("n")
@@ -107,16 +150,33 @@ async fn crash_and_restart(url: String) {
         if sent as usize == N {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(240), "only {sent} of {N} sent after the restart");
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "only {sent} of {N} sent after the restart"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     sink.wait_for(N, Duration::from_secs(20)).await;
     server.kill().ok();
     server.wait().ok();
 
-    assert_eq!(scalar(&app, "SELECT COUNT(*) AS n FROM inbox").await, N as i64, "one inbox entry per recipient");
-    assert_eq!(scalar(&app, "SELECT COUNT(DISTINCT person_id) AS n FROM inbox").await, N as i64);
-    assert_eq!(scalar(&app, "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'dead'").await, 0);
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) AS n FROM inbox").await,
+        N as i64,
+        "one inbox entry per recipient"
+    );
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(DISTINCT person_id) AS n FROM inbox").await,
+        N as i64
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'dead'"
+        )
+        .await,
+        0
+    );
     let received = sink.received.lock().unwrap().clone();
     let mut per_address: HashMap<String, usize> = HashMap::new();
     for (to, _) in &received {

@@ -33,7 +33,11 @@ struct AuditQuery {
 }
 
 /// An RFC 3339 time, or a date taken as midnight in the school's time zone.
-pub(crate) fn parse_time(field: &str, v: &Option<String>, tz: chrono_tz::Tz) -> Result<Option<i64>> {
+pub(crate) fn parse_time(
+    field: &str,
+    v: &Option<String>,
+    tz: chrono_tz::Tz,
+) -> Result<Option<i64>> {
     use chrono::TimeZone;
     let Some(s) = v.as_deref().filter(|s| !s.is_empty()) else {
         return Ok(None);

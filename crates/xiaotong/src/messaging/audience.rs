@@ -16,7 +16,14 @@ pub struct Recipient {
 }
 
 const RULE_TYPES: &[&str] = &[
-    "all", "kind", "person", "role", "department", "class", "grade", "tag",
+    "all",
+    "kind",
+    "person",
+    "role",
+    "department",
+    "class",
+    "grade",
+    "tag",
 ];
 
 fn ids_of(v: &Option<serde_json::Value>) -> Option<Vec<i64>> {
@@ -42,10 +49,20 @@ pub async fn validate(exec: &mut Exec<'_>, tenant_id: i64, a: &Audience) -> Resu
         for (i, r) in rules.iter().enumerate() {
             let field = format!("audience.{list}[{i}]");
             if !RULE_TYPES.contains(&r.rule_type.as_str()) {
-                errors.push(FieldError::new(&field, format!("unknown rule type `{}`; one of {}", r.rule_type, RULE_TYPES.join(", "))));
+                errors.push(FieldError::new(
+                    &field,
+                    format!(
+                        "unknown rule type `{}`; one of {}",
+                        r.rule_type,
+                        RULE_TYPES.join(", ")
+                    ),
+                ));
                 continue;
             }
-            if !matches!(r.who.as_deref(), None | Some("self") | Some("parents") | Some("both")) {
+            if !matches!(
+                r.who.as_deref(),
+                None | Some("self") | Some("parents") | Some("both")
+            ) {
                 errors.push(FieldError::new(&field, "who must be self, parents or both"));
             }
             let table = match r.rule_type.as_str() {
@@ -66,12 +83,18 @@ pub async fn validate(exec: &mut Exec<'_>, tenant_id: i64, a: &Audience) -> Resu
                 errors.push(FieldError::new(&field, "needs an id or a list of ids"));
                 continue;
             };
-            let mut q = Sql::new(format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = ?")).bind(tenant_id);
+            let mut q = Sql::new(format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = ?"
+            ))
+            .bind(tenant_id);
             q.push(" AND id IN ");
             q.push_in(ids.iter().copied());
             let found = exec.fetch_one(&q).await?.i64("n")?;
             if found != ids.len() as i64 {
-                errors.push(FieldError::new(&field, format!("{} not found", r.rule_type)));
+                errors.push(FieldError::new(
+                    &field,
+                    format!("{} not found", r.rule_type),
+                ));
             }
         }
     }
@@ -111,7 +134,10 @@ async fn matched(exec: &mut Exec<'_>, tenant_id: i64, r: &AudienceRule) -> Resul
             all.push(-1);
             q.push(" AND (department_id IN ");
             q.push_in(all.iter().copied());
-            q.push_bind(" OR class_id IN (SELECT id FROM classes WHERE tenant_id = ?", tenant_id);
+            q.push_bind(
+                " OR class_id IN (SELECT id FROM classes WHERE tenant_id = ?",
+                tenant_id,
+            );
             q.push(" AND department_id IN ");
             q.push_in(all.iter().copied());
             q.push("))");
@@ -121,13 +147,17 @@ async fn matched(exec: &mut Exec<'_>, tenant_id: i64, r: &AudienceRule) -> Resul
             q.push_in(ids_of(&r.value).unwrap_or_default());
         }
         "grade" => {
-            q.push_bind(" AND class_id IN (SELECT id FROM classes WHERE tenant_id = ?", tenant_id);
+            q.push_bind(
+                " AND class_id IN (SELECT id FROM classes WHERE tenant_id = ?",
+                tenant_id,
+            );
             q.push(" AND grade_id IN ");
             q.push_in(ids_of(&r.value).unwrap_or_default());
             q.push(")");
         }
         _ => {
-            q = Sql::new("SELECT person_id AS id FROM person_tags WHERE tenant_id = ?").bind(tenant_id);
+            q = Sql::new("SELECT person_id AS id FROM person_tags WHERE tenant_id = ?")
+                .bind(tenant_id);
             q.push(" AND tag_id IN ");
             q.push_in(ids_of(&r.value).unwrap_or_default());
         }
@@ -137,7 +167,9 @@ async fn matched(exec: &mut Exec<'_>, tenant_id: i64, r: &AudienceRule) -> Resul
 
 async fn department_subtree(exec: &mut Exec<'_>, tenant_id: i64, id: i64) -> Result<Vec<i64>> {
     let rows = exec
-        .fetch_all(&Sql::new("SELECT id, parent_id FROM departments WHERE tenant_id = ?").bind(tenant_id))
+        .fetch_all(
+            &Sql::new("SELECT id, parent_id FROM departments WHERE tenant_id = ?").bind(tenant_id),
+        )
         .await?;
     let mut out = vec![id];
     let mut i = 0;
@@ -198,7 +230,9 @@ pub async fn resolve(exec: &mut Exec<'_>, tenant_id: i64, a: &Audience) -> Resul
         tenant_id,
     );
     if let Some(exc) = parts(exec, tenant_id, &a.exclude).await? {
-        q.push(" AND u.pid NOT IN (SELECT x.pid FROM (").append(&exc).push(") x)");
+        q.push(" AND u.pid NOT IN (SELECT x.pid FROM (")
+            .append(&exc)
+            .push(") x)");
     }
     q.push(" GROUP BY u.pid ORDER BY u.pid");
     let rows = exec.fetch_all(&q).await?;

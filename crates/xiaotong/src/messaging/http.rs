@@ -50,15 +50,26 @@ pub fn routes() -> OpenApiRouter<App> {
 /// Messages, newest first: all of the institution's for readers of all messages, else the caller's own.
 #[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(MessageQuery),
     responses((status = 200, body = Page<Message>), (status = 403, body = Problem)))]
-async fn list_messages(State(app): State<App>, Auth(p): Auth, Q(q): Q<MessageQuery>) -> Result<Json<Page<Message>>> {
+async fn list_messages(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Q(q): Q<MessageQuery>,
+) -> Result<Json<Page<Message>>> {
     Ok(Json(service::list_messages(&app, &p, &q).await?))
 }
 
 /// Write a draft (from content or a template).
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = MessageInput,
     responses((status = 201, body = Message), (status = 422, body = Problem)))]
-async fn create_message(State(app): State<App>, Auth(p): Auth, Body(input): Body<MessageInput>) -> Result<(StatusCode, Json<Message>)> {
-    Ok((StatusCode::CREATED, Json(service::create_message(&app, &p, &input).await?)))
+async fn create_message(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(input): Body<MessageInput>,
+) -> Result<(StatusCode, Json<Message>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service::create_message(&app, &p, &input).await?),
+    ))
 }
 
 /// One message.
@@ -71,7 +82,12 @@ async fn get_message(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Resul
 /// Change a draft.
 #[utoipa::path(patch, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = i64, Path)), request_body = MessageInput,
     responses((status = 200, body = Message), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn update_message(State(app): State<App>, Auth(p): Auth, Id(id): Id, Body(input): Body<MessageInput>) -> Result<Json<Message>> {
+async fn update_message(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+    Body(input): Body<MessageInput>,
+) -> Result<Json<Message>> {
     Ok(Json(service::update_message(&app, &p, id, &input).await?))
 }
 
@@ -85,8 +101,15 @@ struct PublishQuery {
 /// Publish a draft now, or schedule it for its `publish_at`.
 #[utoipa::path(post, path = "/api/v1/messages/{id}/publish", tag = "messages", params(("id" = i64, Path), PublishQuery),
     responses((status = 200, body = Message), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn publish(State(app): State<App>, Auth(p): Auth, Id(id): Id, Q(q): Q<PublishQuery>) -> Result<Json<Message>> {
-    Ok(Json(service::publish(&app, &p, id, q.allow_empty.unwrap_or(false)).await?))
+async fn publish(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+    Q(q): Q<PublishQuery>,
+) -> Result<Json<Message>> {
+    Ok(Json(
+        service::publish(&app, &p, id, q.allow_empty.unwrap_or(false)).await?,
+    ))
 }
 
 /// Withdraw a published or scheduled message; inboxes show it withdrawn and pending deliveries stop.
@@ -99,34 +122,60 @@ async fn withdraw(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Result<J
 /// Delivery counts per channel and state, read rate and failures with the provider's error.
 #[utoipa::path(get, path = "/api/v1/messages/{id}/delivery", tag = "messages", params(("id" = i64, Path)),
     responses((status = 200, body = DeliveryReportView), (status = 404, body = Problem)))]
-async fn delivery(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Result<Json<DeliveryReportView>> {
+async fn delivery(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+) -> Result<Json<DeliveryReportView>> {
     Ok(Json(service::delivery_report(&app, &p, id).await?))
 }
 
 /// Recipients with read time and per-channel delivery state.
 #[utoipa::path(get, path = "/api/v1/messages/{id}/recipients", tag = "messages", params(("id" = i64, Path), RecipientQuery),
     responses((status = 200, body = Page<RecipientRow>), (status = 404, body = Problem)))]
-async fn recipients(State(app): State<App>, Auth(p): Auth, Id(id): Id, Q(q): Q<RecipientQuery>) -> Result<Json<Page<RecipientRow>>> {
+async fn recipients(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+    Q(q): Q<RecipientQuery>,
+) -> Result<Json<Page<RecipientRow>>> {
     Ok(Json(service::recipients(&app, &p, id, &q).await?))
 }
 
 /// Send again on outside channels to those who have not read it, or whose delivery failed.
 #[utoipa::path(post, path = "/api/v1/messages/{id}/resend", tag = "messages", params(("id" = i64, Path)), request_body = ResendRequest,
     responses((status = 200, body = serde_json::Value), (status = 409, body = Problem)))]
-async fn resend(State(app): State<App>, Auth(p): Auth, Id(id): Id, Body(req): Body<ResendRequest>) -> Result<Json<serde_json::Value>> {
+async fn resend(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+    Body(req): Body<ResendRequest>,
+) -> Result<Json<serde_json::Value>> {
     Ok(Json(service::resend(&app, &p, id, &req).await?))
 }
 
 /// The recipient list with read and delivery state, as XLSX.
 #[utoipa::path(get, path = "/api/v1/messages/{id}/export.xlsx", tag = "messages", params(("id" = i64, Path)),
     responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 404, body = Problem)))]
-async fn export(State(app): State<App>, Auth(p): Auth, Path(raw): Path<String>) -> Result<Response> {
-    let id: i64 = raw.parse().map_err(|_| Error::BadRequest(format!("{raw:?} is not a valid id")))?;
+async fn export(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Path(raw): Path<String>,
+) -> Result<Response> {
+    let id: i64 = raw
+        .parse()
+        .map_err(|_| Error::BadRequest(format!("{raw:?} is not a valid id")))?;
     let (name, bytes) = service::export_xlsx(&app, &p, id).await?;
     Ok((
         [
-            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         bytes,
     )
@@ -136,7 +185,11 @@ async fn export(State(app): State<App>, Auth(p): Auth, Path(raw): Path<String>) 
 /// How many people an audience reaches now, with a sample.
 #[utoipa::path(post, path = "/api/v1/audience/count", tag = "messages", request_body = Audience,
     responses((status = 200, body = AudienceCount), (status = 422, body = Problem)))]
-async fn count_audience(State(app): State<App>, Auth(p): Auth, Body(a): Body<Audience>) -> Result<Json<AudienceCount>> {
+async fn count_audience(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(a): Body<Audience>,
+) -> Result<Json<AudienceCount>> {
     Ok(Json(service::count_audience(&app, &p, &a).await?))
 }
 
@@ -149,8 +202,15 @@ async fn kinds(State(app): State<App>, Auth(p): Auth) -> Result<Json<Vec<Message
 /// Add a message type.
 #[utoipa::path(post, path = "/api/v1/message-types", tag = "messages", request_body = NewMessageKind,
     responses((status = 201, body = Vec<MessageKind>), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn add_kind(State(app): State<App>, Auth(p): Auth, Body(k): Body<NewMessageKind>) -> Result<(StatusCode, Json<Vec<MessageKind>>)> {
-    Ok((StatusCode::CREATED, Json(service::add_kind(&app, &p, &k).await?)))
+async fn add_kind(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(k): Body<NewMessageKind>,
+) -> Result<(StatusCode, Json<Vec<MessageKind>>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service::add_kind(&app, &p, &k).await?),
+    ))
 }
 
 /// Templates (current versions).
@@ -162,8 +222,15 @@ async fn templates(State(app): State<App>, Auth(p): Auth) -> Result<Json<Vec<Tem
 /// Create a template; syntax errors and unknown variables are refused with their line.
 #[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = TemplateInput,
     responses((status = 201, body = Template), (status = 422, body = Problem)))]
-async fn create_template(State(app): State<App>, Auth(p): Auth, Body(t): Body<TemplateInput>) -> Result<(StatusCode, Json<Template>)> {
-    Ok((StatusCode::CREATED, Json(service::save_template(&app, &p, None, &t).await?)))
+async fn create_template(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(t): Body<TemplateInput>,
+) -> Result<(StatusCode, Json<Template>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service::save_template(&app, &p, None, &t).await?),
+    ))
 }
 
 /// One template.
@@ -176,21 +243,34 @@ async fn get_template(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Resu
 /// Save a new version of a template.
 #[utoipa::path(put, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = i64, Path)), request_body = TemplateInput,
     responses((status = 200, body = Template), (status = 422, body = Problem)))]
-async fn update_template(State(app): State<App>, Auth(p): Auth, Id(id): Id, Body(t): Body<TemplateInput>) -> Result<Json<Template>> {
+async fn update_template(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+    Body(t): Body<TemplateInput>,
+) -> Result<Json<Template>> {
     Ok(Json(service::save_template(&app, &p, Some(id), &t).await?))
 }
 
 /// Every saved version of a template, newest first.
 #[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<TemplateVersionInfo>)))]
-async fn template_versions(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Result<Json<Vec<TemplateVersionInfo>>> {
+async fn template_versions(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+) -> Result<Json<Vec<TemplateVersionInfo>>> {
     Ok(Json(service::template_versions(&app, &p, id).await?))
 }
 
 /// Render a template (or unsaved sources) for one recipient.
 #[utoipa::path(post, path = "/api/v1/templates/preview", tag = "templates", request_body = PreviewRequest,
     responses((status = 200, body = Rendered), (status = 422, body = Problem)))]
-async fn preview(State(app): State<App>, Auth(p): Auth, Body(r): Body<PreviewRequest>) -> Result<Json<Rendered>> {
+async fn preview(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(r): Body<PreviewRequest>,
+) -> Result<Json<Rendered>> {
     Ok(Json(service::preview(&app, &p, &r).await?))
 }
 
@@ -203,14 +283,24 @@ async fn channels(State(app): State<App>, Auth(p): Auth) -> Result<Json<Vec<Chan
 /// Set a channel's provider and credentials (encrypted at rest).
 #[utoipa::path(put, path = "/api/v1/channels/{channel}", tag = "channels", params(("channel" = String, Path)), request_body = ChannelSettingInput,
     responses((status = 200, body = ChannelSetting), (status = 422, body = Problem)))]
-async fn save_channel(State(app): State<App>, Auth(p): Auth, Path(channel): Path<String>, Body(i): Body<ChannelSettingInput>) -> Result<Json<ChannelSetting>> {
+async fn save_channel(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Path(channel): Path<String>,
+    Body(i): Body<ChannelSettingInput>,
+) -> Result<Json<ChannelSetting>> {
     Ok(Json(service::save_channel(&app, &p, &channel, &i).await?))
 }
 
 /// Send a test message through a channel; the answer says what the provider said.
 #[utoipa::path(post, path = "/api/v1/channels/{channel}/test", tag = "channels", params(("channel" = String, Path)), request_body = TestSendRequest,
     responses((status = 200, body = TestSendResult), (status = 404, body = Problem)))]
-async fn test_channel(State(app): State<App>, Auth(p): Auth, Path(channel): Path<String>, Body(r): Body<TestSendRequest>) -> Result<Json<TestSendResult>> {
+async fn test_channel(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Path(channel): Path<String>,
+    Body(r): Body<TestSendRequest>,
+) -> Result<Json<TestSendResult>> {
     Ok(Json(service::test_send(&app, &p, &channel, &r).await?))
 }
 
@@ -223,7 +313,11 @@ async fn get_settings(State(app): State<App>, Auth(p): Auth) -> Result<Json<Mess
 /// Change the institution's messaging settings.
 #[utoipa::path(put, path = "/api/v1/messaging/settings", tag = "channels", request_body = MessagingSettings,
     responses((status = 200, body = MessagingSettings), (status = 422, body = Problem)))]
-async fn save_settings(State(app): State<App>, Auth(p): Auth, Body(s): Body<MessagingSettings>) -> Result<Json<MessagingSettings>> {
+async fn save_settings(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(s): Body<MessagingSettings>,
+) -> Result<Json<MessagingSettings>> {
     Ok(Json(service::save_settings(&app, &p, &s).await?))
 }
 
@@ -236,7 +330,11 @@ async fn get_preferences(State(app): State<App>, Auth(p): Auth) -> Result<Json<P
 /// Change the caller's channels per message type and quiet hours.
 #[utoipa::path(put, path = "/api/v1/me/preferences", tag = "inbox", request_body = Preferences,
     responses((status = 200, body = Preferences), (status = 422, body = Problem)))]
-async fn save_preferences(State(app): State<App>, Auth(p): Auth, Body(prefs): Body<Preferences>) -> Result<Json<Preferences>> {
+async fn save_preferences(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Body(prefs): Body<Preferences>,
+) -> Result<Json<Preferences>> {
     Ok(Json(service::save_preferences(&app, &p, &prefs).await?))
 }
 
@@ -251,8 +349,15 @@ struct AccountInput {
 #[utoipa::path(put, path = "/api/v1/people/{id}/accounts/{channel}", tag = "channels",
     params(("id" = i64, Path), ("channel" = String, Path)), request_body = AccountInput,
     responses((status = 204), (status = 404, body = Problem)))]
-async fn set_account(State(app): State<App>, Auth(p): Auth, Path((id, channel)): Path<(String, String)>, Body(a): Body<AccountInput>) -> Result<StatusCode> {
-    let id: i64 = id.parse().map_err(|_| Error::BadRequest(format!("{id:?} is not a valid id")))?;
+async fn set_account(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Path((id, channel)): Path<(String, String)>,
+    Body(a): Body<AccountInput>,
+) -> Result<StatusCode> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Error::BadRequest(format!("{id:?} is not a valid id")))?;
     service::set_channel_account(&app, &p, id, &channel, a.address.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -260,20 +365,35 @@ async fn set_account(State(app): State<App>, Auth(p): Auth, Path((id, channel)):
 /// One person's messages and deliveries, newest first.
 #[utoipa::path(get, path = "/api/v1/people/{id}/message-timeline", tag = "messages", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<TimelineEvent>)))]
-async fn timeline(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Result<Json<Vec<TimelineEvent>>> {
+async fn timeline(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+) -> Result<Json<Vec<TimelineEvent>>> {
     Ok(Json(service::timeline(&app, &p, id).await?))
 }
 
 /// Upload an attachment (multipart field `file`); attach it by id when writing the message.
 #[utoipa::path(post, path = "/api/v1/attachments", tag = "messages",
     responses((status = 201, body = AttachmentInfo), (status = 413, body = Problem)))]
-async fn upload(State(app): State<App>, Auth(p): Auth, mut mp: Multipart) -> Result<(StatusCode, Json<AttachmentInfo>)> {
-    while let Some(field) = mp.next_field().await.map_err(|e| Error::BadRequest(format!("bad multipart body: {e}")))? {
+async fn upload(
+    State(app): State<App>,
+    Auth(p): Auth,
+    mut mp: Multipart,
+) -> Result<(StatusCode, Json<AttachmentInfo>)> {
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| Error::BadRequest(format!("bad multipart body: {e}")))?
+    {
         if field.name() != Some("file") {
             continue;
         }
         let name = field.file_name().unwrap_or("attachment").to_string();
-        let ct = field.content_type().unwrap_or("application/octet-stream").to_string();
+        let ct = field
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_string();
         let bytes = field.bytes().await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::TooLarge(format!("the attachment is too large: {e}"))
@@ -296,7 +416,10 @@ async fn download(State(app): State<App>, Auth(p): Auth, Id(id): Id) -> Result<R
     Ok((
         [
             (header::CONTENT_TYPE, info.content_type.clone()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename*=UTF-8''{encoded}")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename*=UTF-8''{encoded}"),
+            ),
         ],
         data,
     )
@@ -317,7 +440,11 @@ fn url_escape(s: &str) -> String {
 
 /// The caller's inbox, newest first.
 #[utoipa::path(get, path = "/api/v1/inbox", tag = "inbox", params(InboxQuery), responses((status = 200, body = Page<InboxItem>)))]
-async fn inbox(State(app): State<App>, Auth(p): Auth, Q(q): Q<InboxQuery>) -> Result<Json<Page<InboxItem>>> {
+async fn inbox(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Q(q): Q<InboxQuery>,
+) -> Result<Json<Page<InboxItem>>> {
     Ok(Json(service::inbox(&app, &p, &q).await?))
 }
 
@@ -336,7 +463,9 @@ async fn stream(State(app): State<App>, Auth(p): Auth) -> Result<Response> {
     let stop = app.messaging.stopping.clone();
     let first = service::unread(&app, p.tenant_id, p.person_id).await?;
     let events = async_stream(move |tx| async move {
-        let event = |u: crate::messaging::model::UnreadCount| Event::default().event("unread").json_data(u).ok();
+        let event = |u: crate::messaging::model::UnreadCount| {
+            Event::default().event("unread").json_data(u).ok()
+        };
         if let Some(e) = event(first) {
             if tx.send(e).await.is_err() {
                 return;
@@ -361,18 +490,25 @@ async fn stream(State(app): State<App>, Auth(p): Auth) -> Result<Response> {
             }
         }
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// A stream fed by a task, ending when the task ends.
-fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = std::result::Result<Event, std::convert::Infallible>>
+fn async_stream<F, Fut>(
+    f: F,
+) -> impl futures::Stream<Item = std::result::Result<Event, std::convert::Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(f(tx));
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
 }
 
 /// Mark an inbox entry read.

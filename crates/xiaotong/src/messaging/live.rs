@@ -42,7 +42,11 @@ impl Hub {
 /// row with a lower id can become visible after a higher one.
 const REWIND: i64 = 1_000;
 
-pub async fn watch(db: Db, hub: Arc<crate::messaging::pipeline::Runtime>, shutdown: CancellationToken) {
+pub async fn watch(
+    db: Db,
+    hub: Arc<crate::messaging::pipeline::Runtime>,
+    shutdown: CancellationToken,
+) {
     let mut seen: BTreeSet<i64> = BTreeSet::new();
     let mut floor = match db
         .fetch_one(&Sql::new("SELECT COALESCE(MAX(id), 0) AS m FROM inbox"))
@@ -57,7 +61,11 @@ pub async fn watch(db: Db, hub: Arc<crate::messaging::pipeline::Runtime>, shutdo
     };
     loop {
         let idle = hub.live.tx.receiver_count() == 0;
-        let wait = if idle { Duration::from_secs(2) } else { Duration::from_millis(300) };
+        let wait = if idle {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_millis(300)
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = hub.live.wake.notified() => {}
@@ -79,7 +87,8 @@ pub async fn watch(db: Db, hub: Arc<crate::messaging::pipeline::Runtime>, shutdo
         let mut batch = HashSet::new();
         let mut max = from;
         for r in &rows {
-            let (Ok(id), Ok(t), Ok(p)) = (r.i64("id"), r.i64("tenant_id"), r.i64("person_id")) else {
+            let (Ok(id), Ok(t), Ok(p)) = (r.i64("id"), r.i64("tenant_id"), r.i64("person_id"))
+            else {
                 continue;
             };
             max = max.max(id);

@@ -17,7 +17,9 @@ use anyhow::Context as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use xiaotong_channels::{Channel, ChannelConfig, Delivery, DeliveryOutcome, OutgoingMessage, SmsTemplate};
+use xiaotong_channels::{
+    Channel, ChannelConfig, Delivery, DeliveryOutcome, OutgoingMessage, SmsTemplate,
+};
 
 pub const JOB_PUBLISH: &str = "messaging.publish";
 pub const JOB_FANOUT: &str = "messaging.fanout";
@@ -30,7 +32,10 @@ pub const MAX_ATTEMPTS: i64 = 12;
 
 /// Providers that post one copy per message to a group, not one per person.
 pub fn is_group_provider(provider: &str) -> bool {
-    matches!(provider, "wecom_robot" | "dingtalk_robot" | "feishu_bot" | "webhook")
+    matches!(
+        provider,
+        "wecom_robot" | "dingtalk_robot" | "feishu_bot" | "webhook"
+    )
 }
 
 /// Which providers may serve a channel.
@@ -92,7 +97,12 @@ pub struct Built {
 
 impl Runtime {
     /// The adapter for a tenant's channel, rebuilt when its settings change.
-    pub async fn channel(&self, app: &App, tenant_id: i64, channel: &str) -> crate::error::Result<Option<Built>> {
+    pub async fn channel(
+        &self,
+        app: &App,
+        tenant_id: i64,
+        channel: &str,
+    ) -> crate::error::Result<Option<Built>> {
         let Some(row) = store::channel_config(&app.db, tenant_id, channel).await? else {
             return Ok(None);
         };
@@ -114,8 +124,10 @@ impl Runtime {
 }
 
 pub fn build(app: &App, row: &store::ChannelRow) -> crate::error::Result<Built> {
-    let config: ChannelConfig = serde_json::from_str(&app.keys.decrypt(&row.config_enc)?)
-        .map_err(|e| crate::error::Error::BadRequest(format!("stored channel settings are unreadable: {e}")))?;
+    let config: ChannelConfig =
+        serde_json::from_str(&app.keys.decrypt(&row.config_enc)?).map_err(|e| {
+            crate::error::Error::BadRequest(format!("stored channel settings are unreadable: {e}"))
+        })?;
     let channel: Arc<dyn Channel> = Arc::from(
         xiaotong_channels::build_channel(config)
             .map_err(|e| crate::error::Error::validation("config", e.to_string()))?,
@@ -123,7 +135,11 @@ pub fn build(app: &App, row: &store::ChannelRow) -> crate::error::Result<Built> 
     let limiter = u32::try_from(row.rate_per_sec)
         .ok()
         .and_then(std::num::NonZeroU32::new)
-        .map(|n| Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(n))));
+        .map(|n| {
+            Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                n,
+            )))
+        });
     Ok(Built {
         provider: row.provider.clone(),
         updated_at: row.updated_at,
@@ -158,9 +174,12 @@ pub fn fanout_jobs(tenant_id: i64, message_id: i64, recipients: usize) -> Vec<Ne
     loop {
         let end = (start + FANOUT_CHUNK).min(recipients);
         out.push(
-            NewJob::new(JOB_FANOUT, serde_json::json!({"message_id": message_id, "start": start, "end": end}))
-                .tenant(tenant_id)
-                .max_attempts(20),
+            NewJob::new(
+                JOB_FANOUT,
+                serde_json::json!({"message_id": message_id, "start": start, "end": end}),
+            )
+            .tenant(tenant_id)
+            .max_attempts(20),
         );
         start = end;
         if start >= recipients {
@@ -171,7 +190,9 @@ pub fn fanout_jobs(tenant_id: i64, message_id: i64, recipients: usize) -> Vec<Ne
 }
 
 fn payload_i64(job: &Job, key: &str) -> anyhow::Result<i64> {
-    job.payload[key].as_i64().with_context(|| format!("job payload lacks {key}"))
+    job.payload[key]
+        .as_i64()
+        .with_context(|| format!("job payload lacks {key}"))
 }
 
 /// Minutes since midnight of `HH:MM`.
@@ -190,7 +211,11 @@ pub fn quiet_until(now_ms: i64, tz: chrono_tz::Tz, start: &str, end: &str) -> Op
     }
     let now = tz.timestamp_millis_opt(now_ms).single()?;
     let minute = now.hour() * 60 + now.minute();
-    let inside = if s < e { minute >= s && minute < e } else { minute >= s || minute < e };
+    let inside = if s < e {
+        minute >= s && minute < e
+    } else {
+        minute >= s || minute < e
+    };
     if !inside {
         return None;
     }
@@ -208,7 +233,10 @@ async fn fanout(app: &App, job: &Job) -> anyhow::Result<()> {
         .await?
         .context("message not found")?;
     let all = store::audience(&app.db, tenant_id, message_id).await?;
-    let chunk: Vec<Recipient> = all.get(start..end.min(all.len())).unwrap_or_default().to_vec();
+    let chunk: Vec<Recipient> = all
+        .get(start..end.min(all.len()))
+        .unwrap_or_default()
+        .to_vec();
     let ids: Vec<i64> = chunk.iter().map(|r| r.person_id).collect();
 
     let mut deliveries: Vec<NewDelivery> = Vec::new();
@@ -246,9 +274,15 @@ async fn plan_deliveries(
     out: &mut Vec<NewDelivery>,
 ) -> anyhow::Result<()> {
     let tenant_id = msg.tenant_id;
-    let mut wanted: Vec<String> = msg.channels.iter().filter(|c| *c != "inapp").cloned().collect();
+    let mut wanted: Vec<String> = msg
+        .channels
+        .iter()
+        .filter(|c| *c != "inapp")
+        .cloned()
+        .collect();
     let settings = store::settings(&app.db, tenant_id).await?;
-    if msg.priority == Priority::Urgent && settings.urgent_sms && !wanted.iter().any(|c| c == "sms") {
+    if msg.priority == Priority::Urgent && settings.urgent_sms && !wanted.iter().any(|c| c == "sms")
+    {
         wanted.push("sms".into());
     }
     if wanted.is_empty() {
@@ -292,7 +326,12 @@ async fn plan_deliveries(
     }
     let personal: Vec<&String> = wanted
         .iter()
-        .filter(|c| configs.get(*c).is_some_and(|cfg| !is_group_provider(&cfg.provider)) || !configs.contains_key(*c))
+        .filter(|c| {
+            configs
+                .get(*c)
+                .is_some_and(|cfg| !is_group_provider(&cfg.provider))
+                || !configs.contains_key(*c)
+        })
         .collect();
     if personal.is_empty() || ids.is_empty() {
         return Ok(());
@@ -319,13 +358,20 @@ async fn plan_deliveries(
             }
             let (target, from) = if address_of(c, ch).is_some() {
                 (ch.to_string(), None)
-            } else if let Some(fb) = settings.fallbacks.get(ch).filter(|fb| address_of(c, fb).is_some()) {
+            } else if let Some(fb) = settings
+                .fallbacks
+                .get(ch)
+                .filter(|fb| address_of(c, fb).is_some())
+            {
                 (fb.clone(), Some(ch.to_string()))
             } else {
                 out.push(NewDelivery {
                     person_id: *id,
                     channel: ch.to_string(),
-                    provider: configs.get(ch).map(|c| c.provider.clone()).unwrap_or_default(),
+                    provider: configs
+                        .get(ch)
+                        .map(|c| c.provider.clone())
+                        .unwrap_or_default(),
                     address: None,
                     state: "skipped",
                     next_at: None,
@@ -449,9 +495,14 @@ pub fn context_for(
 async fn send(app: &App, job: &Job) -> anyhow::Result<()> {
     let tenant_id = job.tenant_id.context("send job without tenant")?;
     let message_id = payload_i64(job, "message_id")?;
-    let channel = job.payload["channel"].as_str().context("send job without channel")?.to_string();
-    let person_ids: Vec<i64> = serde_json::from_value(job.payload["person_ids"].clone()).unwrap_or_default();
-    let pending = store::pending_deliveries(&app.db, tenant_id, message_id, &channel, &person_ids).await?;
+    let channel = job.payload["channel"]
+        .as_str()
+        .context("send job without channel")?
+        .to_string();
+    let person_ids: Vec<i64> =
+        serde_json::from_value(job.payload["person_ids"].clone()).unwrap_or_default();
+    let pending =
+        store::pending_deliveries(&app.db, tenant_id, message_id, &channel, &person_ids).await?;
     if pending.is_empty() {
         return Ok(());
     }
@@ -467,8 +518,17 @@ async fn send(app: &App, job: &Job) -> anyhow::Result<()> {
     let Some(built) = app.messaging.channel(app, tenant_id, &channel).await? else {
         let mut tx = app.db.begin().await?;
         for d in &pending {
-            store::record_attempt(&mut tx, tenant_id, d.id, "failed", None, Some("not_configured"),
-                Some(&format!("channel {channel} is not configured or disabled")), None).await?;
+            store::record_attempt(
+                &mut tx,
+                tenant_id,
+                d.id,
+                "failed",
+                None,
+                Some("not_configured"),
+                Some(&format!("channel {channel} is not configured or disabled")),
+                None,
+            )
+            .await?;
         }
         if !jobs::complete_in(&mut tx, job).await? {
             tx.rollback().await?;
@@ -483,10 +543,27 @@ async fn send(app: &App, job: &Job) -> anyhow::Result<()> {
         .await?
         .map(|t| t.name)
         .unwrap_or_default();
-    let mut ids: Vec<i64> = pending.iter().map(|d| d.person_id).filter(|p| *p != 0).collect();
-    let audience = if ids.is_empty() { Vec::new() } else { store::audience(&app.db, tenant_id, message_id).await? };
-    let vias: HashMap<i64, i64> = audience.iter().filter(|r| r.via != 0).map(|r| (r.person_id, r.via)).collect();
-    ids.extend(ids.iter().filter_map(|p| vias.get(p)).copied().collect::<Vec<_>>());
+    let mut ids: Vec<i64> = pending
+        .iter()
+        .map(|d| d.person_id)
+        .filter(|p| *p != 0)
+        .collect();
+    let audience = if ids.is_empty() {
+        Vec::new()
+    } else {
+        store::audience(&app.db, tenant_id, message_id).await?
+    };
+    let vias: HashMap<i64, i64> = audience
+        .iter()
+        .filter(|r| r.via != 0)
+        .map(|r| (r.person_id, r.via))
+        .collect();
+    ids.extend(
+        ids.iter()
+            .filter_map(|p| vias.get(p))
+            .copied()
+            .collect::<Vec<_>>(),
+    );
     let contacts = store::contacts(&app.db, tenant_id, &ids).await?;
     let compiled = Compiled::new(&msg.content)?;
     let mut batch = Vec::with_capacity(pending.len());
@@ -512,7 +589,10 @@ async fn send(app: &App, job: &Job) -> anyhow::Result<()> {
         };
         let sms = msg.content.sms_template_id.clone().map(|id| SmsTemplate {
             template_id: id,
-            params: vec![("content".into(), r.sms_text.clone().unwrap_or_else(|| r.text.clone()))],
+            params: vec![(
+                "content".into(),
+                r.sms_text.clone().unwrap_or_else(|| r.text.clone()),
+            )],
         });
         batch.push((
             d,
@@ -547,9 +627,15 @@ async fn send(app: &App, job: &Job) -> anyhow::Result<()> {
         }
     }
     let deliveries: Vec<Delivery> = batch.iter().map(|(_, d)| d.clone()).collect();
-    let reports = if deliveries.is_empty() { Vec::new() } else { built.channel.send(&deliveries).await };
-    let by_id: HashMap<&str, &DeliveryOutcome> =
-        reports.iter().map(|r| (r.delivery_id.as_str(), &r.outcome)).collect();
+    let reports = if deliveries.is_empty() {
+        Vec::new()
+    } else {
+        built.channel.send(&deliveries).await
+    };
+    let by_id: HashMap<&str, &DeliveryOutcome> = reports
+        .iter()
+        .map(|r| (r.delivery_id.as_str(), &r.outcome))
+        .collect();
 
     let now = now_ms();
     let mut sent = Vec::new();
@@ -558,44 +644,137 @@ async fn send(app: &App, job: &Job) -> anyhow::Result<()> {
     let settings = store::settings(&app.db, tenant_id).await?;
     let mut tx = app.db.begin().await?;
     for id in &unaddressable {
-        store::record_attempt(&mut tx, tenant_id, *id, "failed", None, Some("no_address"),
-            Some("the recipient has no address on this channel"), None).await?;
+        store::record_attempt(
+            &mut tx,
+            tenant_id,
+            *id,
+            "failed",
+            None,
+            Some("no_address"),
+            Some("the recipient has no address on this channel"),
+            None,
+        )
+        .await?;
     }
     for (d, delivery) in &batch {
-        let outcome = by_id.get(delivery.id.as_str()).copied().cloned().unwrap_or(DeliveryOutcome::Failed {
-            retryable: true,
-            code: "no_report".into(),
-            message: "the adapter returned no report".into(),
-        });
+        let outcome =
+            by_id
+                .get(delivery.id.as_str())
+                .copied()
+                .cloned()
+                .unwrap_or(DeliveryOutcome::Failed {
+                    retryable: true,
+                    code: "no_report".into(),
+                    message: "the adapter returned no report".into(),
+                });
         let attempts = d.attempts + 1;
         match outcome {
-            DeliveryOutcome::Sent { provider_message_id: None } => sent.push(d.id),
-            DeliveryOutcome::Sent { provider_message_id } => {
-                store::record_attempt(&mut tx, tenant_id, d.id, "sent", None, None, None, provider_message_id.as_deref())
-                    .await?
+            DeliveryOutcome::Sent {
+                provider_message_id: None,
+            } => sent.push(d.id),
+            DeliveryOutcome::Sent {
+                provider_message_id,
+            } => {
+                store::record_attempt(
+                    &mut tx,
+                    tenant_id,
+                    d.id,
+                    "sent",
+                    None,
+                    None,
+                    None,
+                    provider_message_id.as_deref(),
+                )
+                .await?
             }
-            DeliveryOutcome::Failed { retryable: true, code, message } | DeliveryOutcome::RetryAfter { code, message, .. }
+            DeliveryOutcome::Failed {
+                retryable: true,
+                code,
+                message,
+            }
+            | DeliveryOutcome::RetryAfter { code, message, .. }
                 if attempts >= MAX_ATTEMPTS =>
             {
-                store::record_attempt(&mut tx, tenant_id, d.id, "dead", None, Some(&code), Some(&message), None).await?
+                store::record_attempt(
+                    &mut tx,
+                    tenant_id,
+                    d.id,
+                    "dead",
+                    None,
+                    Some(&code),
+                    Some(&message),
+                    None,
+                )
+                .await?
             }
-            DeliveryOutcome::Failed { retryable: true, code, message } => {
+            DeliveryOutcome::Failed {
+                retryable: true,
+                code,
+                message,
+            } => {
                 let at = now + delivery_backoff(attempts).as_millis() as i64;
-                store::record_attempt(&mut tx, tenant_id, d.id, "pending", Some(at), Some(&code), Some(&message), None)
-                    .await?;
+                store::record_attempt(
+                    &mut tx,
+                    tenant_id,
+                    d.id,
+                    "pending",
+                    Some(at),
+                    Some(&code),
+                    Some(&message),
+                    None,
+                )
+                .await?;
                 retry.entry(at).or_default().push(d.person_id);
             }
-            DeliveryOutcome::RetryAfter { after, code, message } => {
-                let at = now + (after.as_millis() as i64).max(delivery_backoff(attempts).as_millis() as i64);
-                store::record_attempt(&mut tx, tenant_id, d.id, "pending", Some(at), Some(&code), Some(&message), None)
-                    .await?;
+            DeliveryOutcome::RetryAfter {
+                after,
+                code,
+                message,
+            } => {
+                let at = now
+                    + (after.as_millis() as i64).max(delivery_backoff(attempts).as_millis() as i64);
+                store::record_attempt(
+                    &mut tx,
+                    tenant_id,
+                    d.id,
+                    "pending",
+                    Some(at),
+                    Some(&code),
+                    Some(&message),
+                    None,
+                )
+                .await?;
                 retry.entry(at).or_default().push(d.person_id);
             }
-            DeliveryOutcome::Failed { retryable: false, code, message } => {
-                store::record_attempt(&mut tx, tenant_id, d.id, "failed", None, Some(&code), Some(&message), None).await?
+            DeliveryOutcome::Failed {
+                retryable: false,
+                code,
+                message,
+            } => {
+                store::record_attempt(
+                    &mut tx,
+                    tenant_id,
+                    d.id,
+                    "failed",
+                    None,
+                    Some(&code),
+                    Some(&message),
+                    None,
+                )
+                .await?
             }
             DeliveryOutcome::UnknownRecipient { code, message } => {
-                store::record_attempt(&mut tx, tenant_id, d.id, "failed", None, Some(&code), Some(&message), None).await?;
+                store::record_attempt(
+                    &mut tx,
+                    tenant_id,
+                    d.id,
+                    "failed",
+                    None,
+                    Some(&code),
+                    Some(&message),
+                    None,
+                )
+                .await?;
                 if let Some(fb) = settings.fallbacks.get(&channel) {
                     fallbacks.push(NewDelivery {
                         person_id: d.person_id,
@@ -662,14 +841,26 @@ mod tests {
     fn quiet_hours_across_midnight() {
         let tz = chrono_tz::Asia::Shanghai;
         // 2026-11-23 23:30 +08:00
-        let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T23:30:00+08:00").unwrap().timestamp_millis();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T23:30:00+08:00")
+            .unwrap()
+            .timestamp_millis();
         let until = quiet_until(t, tz, "22:00", "07:00").unwrap();
         assert_eq!(until - t, 7 * 3600 * 1000 + 30 * 60 * 1000);
-        let noon = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00+08:00").unwrap().timestamp_millis();
+        let noon = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00+08:00")
+            .unwrap()
+            .timestamp_millis();
         assert_eq!(quiet_until(noon, tz, "22:00", "07:00"), None);
-        let early = chrono::DateTime::parse_from_rfc3339("2026-11-24T06:59:00+08:00").unwrap().timestamp_millis();
-        assert_eq!(quiet_until(early, tz, "22:00", "07:00"), Some(early + 60_000));
-        assert_eq!(quiet_until(noon, tz, "12:00", "13:00"), Some(noon + 3600_000));
+        let early = chrono::DateTime::parse_from_rfc3339("2026-11-24T06:59:00+08:00")
+            .unwrap()
+            .timestamp_millis();
+        assert_eq!(
+            quiet_until(early, tz, "22:00", "07:00"),
+            Some(early + 60_000)
+        );
+        assert_eq!(
+            quiet_until(noon, tz, "12:00", "13:00"),
+            Some(noon + 3_600_000)
+        );
     }
 
     #[test]

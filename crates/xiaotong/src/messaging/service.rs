@@ -47,9 +47,14 @@ pub async fn add_kind(app: &App, p: &Principal, k: &NewMessageKind) -> Result<Ve
     authorize(p, "messages.manage")?;
     let code_ok = !k.code.is_empty()
         && k.code.len() <= 64
-        && k.code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && k.code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !code_ok {
-        return Err(Error::validation("code", "lower-case letters, digits, - and _ (at most 64)"));
+        return Err(Error::validation(
+            "code",
+            "lower-case letters, digits, - and _ (at most 64)",
+        ));
     }
     if k.name.trim().is_empty() {
         return Err(Error::validation("name", "must not be empty"));
@@ -59,7 +64,12 @@ pub async fn add_kind(app: &App, p: &Principal, k: &NewMessageKind) -> Result<Ve
     }
     let mut tx = app.db.begin().await?;
     store::insert_kind(&mut tx, p.tenant_id, k).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("create", "message_type", &k.code).after(k.name.clone())]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("create", "message_type", &k.code).after(k.name.clone())],
+    )
+    .await?;
     tx.commit().await?;
     kinds(app, p.tenant_id).await
 }
@@ -68,10 +78,17 @@ async fn check_kind(exec: &mut Exec<'_>, tenant_id: i64, kind: &str) -> Result<(
     if BUILTIN_KINDS.iter().any(|(c, _)| *c == kind) {
         return Ok(());
     }
-    if store::custom_kinds(exec, tenant_id).await?.iter().any(|k| k.code == kind) {
+    if store::custom_kinds(exec, tenant_id)
+        .await?
+        .iter()
+        .any(|k| k.code == kind)
+    {
         return Ok(());
     }
-    Err(Error::validation("kind", format!("unknown message type `{kind}`")))
+    Err(Error::validation(
+        "kind",
+        format!("unknown message type `{kind}`"),
+    ))
 }
 
 fn check_channels(channels: &[String]) -> Result<()> {
@@ -80,7 +97,10 @@ fn check_channels(channels: &[String]) -> Result<()> {
     }
     for c in channels {
         if !CHANNELS.contains(&c.as_str()) {
-            return Err(Error::validation("channels", format!("unknown channel `{c}`; one of {}", CHANNELS.join(", "))));
+            return Err(Error::validation(
+                "channels",
+                format!("unknown channel `{c}`; one of {}", CHANNELS.join(", ")),
+            ));
         }
     }
     Ok(())
@@ -104,8 +124,11 @@ async fn check_reach(app: &App, p: &Principal, scopes: &[Scope], a: &Audience) -
         .collect::<Result<_>>()?;
     let mut own_depts = Vec::new();
     if scopes.contains(&Scope::OwnDepartment) {
-        if let Some(d) = crate::directory::store::department_of(&app.db, p.tenant_id, p.person_id).await? {
-            own_depts = crate::directory::store::department_subtree(&app.db, p.tenant_id, d).await?;
+        if let Some(d) =
+            crate::directory::store::department_of(&app.db, p.tenant_id, p.person_id).await?
+        {
+            own_depts =
+                crate::directory::store::department_subtree(&app.db, p.tenant_id, d).await?;
         }
     }
     for r in &a.include {
@@ -115,7 +138,11 @@ async fn check_reach(app: &App, p: &Principal, scopes: &[Scope], a: &Audience) -
             _ => vec![],
         };
         let ok = match r.rule_type.as_str() {
-            "class" => scopes.contains(&Scope::OwnClasses) && !ids.is_empty() && ids.iter().all(|i| own_classes.contains(i)),
+            "class" => {
+                scopes.contains(&Scope::OwnClasses)
+                    && !ids.is_empty()
+                    && ids.iter().all(|i| own_classes.contains(i))
+            }
             "department" => !ids.is_empty() && ids.iter().all(|i| own_depts.contains(i)),
             _ => false,
         };
@@ -149,7 +176,13 @@ pub async fn count_audience(app: &App, p: &Principal, a: &Audience) -> Result<Au
 }
 
 /// Builds a message row from input over `base` (a new draft or the stored one).
-async fn apply_input(app: &App, p: &Principal, scopes: &[Scope], base: &mut MessageRow, input: &MessageInput) -> Result<()> {
+async fn apply_input(
+    app: &App,
+    p: &Principal,
+    scopes: &[Scope],
+    base: &mut MessageRow,
+    input: &MessageInput,
+) -> Result<()> {
     let mut exec = Exec::Db(&app.db);
     if let Some(k) = &input.kind {
         base.kind = k.clone();
@@ -161,7 +194,11 @@ async fn apply_input(app: &App, p: &Principal, scopes: &[Scope], base: &mut Mess
         }
         base.vars = v.clone();
     }
-    let mut declared: Vec<String> = base.vars.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let mut declared: Vec<String> = base
+        .vars
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     if let Some(tid) = input.template_id {
         let t = store::template(&mut exec, p.tenant_id, TemplateKey::Id(tid))
             .await?
@@ -206,7 +243,10 @@ async fn apply_input(app: &App, p: &Principal, scopes: &[Scope], base: &mut Mess
     }
     if let (Some(e), Some(s)) = (base.expires_at, base.publish_at.or(Some(now_ms()))) {
         if e <= s {
-            return Err(Error::validation("expires_at", "must be after the publish time"));
+            return Err(Error::validation(
+                "expires_at",
+                "must be after the publish time",
+            ));
         }
     }
     Ok(())
@@ -244,7 +284,10 @@ fn new_row(p: &Principal, source: &str) -> MessageRow {
 pub async fn create_message(app: &App, p: &Principal, input: &MessageInput) -> Result<Message> {
     let scopes = authorize(p, "messages.send")?;
     if input.content.is_none() && input.template_id.is_none() {
-        return Err(Error::validation("content", "give content or a template_id"));
+        return Err(Error::validation(
+            "content",
+            "give content or a template_id",
+        ));
     }
     let mut row = new_row(p, "compose");
     apply_input(app, p, &scopes, &mut row, input).await?;
@@ -253,7 +296,12 @@ pub async fn create_message(app: &App, p: &Principal, input: &MessageInput) -> R
     if let Some(ids) = &input.attachment_ids {
         store::attach(&mut tx, p.tenant_id, row.id, ids, p.person_id).await?;
     }
-    audit::append(&mut tx, &p.actor(), &[Change::new("create", "message", row.id).after(&row.title)]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("create", "message", row.id).after(&row.title)],
+    )
+    .await?;
     tx.commit().await?;
     get_message(app, p, row.id).await
 }
@@ -263,7 +311,10 @@ async fn visible(app: &App, p: &Principal, id: i64) -> Result<MessageRow> {
     let m = store::message(&mut Exec::Db(&app.db), p.tenant_id, id)
         .await?
         .ok_or(Error::NotFound("message"))?;
-    let reader = p.grants.get("messages.read").is_some_and(|s| tenant_wide(s));
+    let reader = p
+        .grants
+        .get("messages.read")
+        .is_some_and(|s| tenant_wide(s));
     if m.sender_id == Some(p.person_id) || reader || p.platform_admin {
         Ok(m)
     } else {
@@ -273,12 +324,20 @@ async fn visible(app: &App, p: &Principal, id: i64) -> Result<MessageRow> {
 
 pub async fn get_message(app: &App, p: &Principal, id: i64) -> Result<Message> {
     let m = visible(app, p, id).await?;
-    let atts = store::attachments(&app.db, p.tenant_id, &[id]).await?.into_iter().map(|(_, a)| a).collect();
+    let atts = store::attachments(&app.db, p.tenant_id, &[id])
+        .await?
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
     let reads = read_counts(app, p.tenant_id, &[id]).await?;
     Ok(m.view(atts, reads.get(&id).copied()))
 }
 
-async fn read_counts(app: &App, tenant_id: i64, ids: &[i64]) -> Result<std::collections::HashMap<i64, i64>> {
+async fn read_counts(
+    app: &App,
+    tenant_id: i64,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, i64>> {
     if ids.is_empty() {
         return Ok(Default::default());
     }
@@ -296,7 +355,12 @@ async fn read_counts(app: &App, tenant_id: i64, ids: &[i64]) -> Result<std::coll
         .collect()
 }
 
-pub async fn update_message(app: &App, p: &Principal, id: i64, input: &MessageInput) -> Result<Message> {
+pub async fn update_message(
+    app: &App,
+    p: &Principal,
+    id: i64,
+    input: &MessageInput,
+) -> Result<Message> {
     let scopes = authorize(p, "messages.send")?;
     let mut row = visible(app, p, id).await?;
     if row.state != "draft" {
@@ -312,7 +376,14 @@ pub async fn update_message(app: &App, p: &Principal, id: i64, input: &MessageIn
     if let Some(ids) = &input.attachment_ids {
         store::attach(&mut tx, p.tenant_id, row.id, ids, p.person_id).await?;
     }
-    audit::append(&mut tx, &p.actor(), &[Change::new("update", "message", id).before(before).after(&row.title)]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("update", "message", id)
+            .before(before)
+            .after(&row.title)],
+    )
+    .await?;
     tx.commit().await?;
     get_message(app, p, id).await
 }
@@ -322,30 +393,61 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
     authorize(p, "messages.send")?;
     let row = visible(app, p, id).await?;
     if row.state != "draft" {
-        return Err(Error::Conflict(format!("the message is already {} / 消息已{}", row.state, row.state)));
+        return Err(Error::Conflict(format!(
+            "the message is already {} / 消息已{}",
+            row.state, row.state
+        )));
     }
     let mut tx = app.db.begin().await?;
-    let row = store::message_for_update(&mut tx, p.tenant_id, id).await?.ok_or(Error::NotFound("message"))?;
+    let row = store::message_for_update(&mut tx, p.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("message"))?;
     if row.state != "draft" {
-        return Err(Error::Conflict(format!("the message is already {}", row.state)));
+        return Err(Error::Conflict(format!(
+            "the message is already {}",
+            row.state
+        )));
     }
     let actor = p.actor();
     match row.publish_at.filter(|t| *t > now_ms()) {
         Some(at) => {
-            store::set_state(&mut tx, p.tenant_id, id, &["draft"], "scheduled", None, None, None).await?;
-            jobs::enqueue(
+            store::set_state(
                 &mut tx,
-                &NewJob::new(JOB_PUBLISH, serde_json::json!({"message_id": id, "allow_empty": allow_empty}))
-                    .tenant(p.tenant_id)
-                    .unique(format!("{JOB_PUBLISH}:{id}"))
-                    .at(at),
+                p.tenant_id,
+                id,
+                &["draft"],
+                "scheduled",
+                None,
+                None,
+                None,
             )
             .await?;
-            audit::append(&mut tx, &actor, &[Change::new("schedule", "message", id).after(ms_to_rfc3339(at))]).await?;
+            jobs::enqueue(
+                &mut tx,
+                &NewJob::new(
+                    JOB_PUBLISH,
+                    serde_json::json!({"message_id": id, "allow_empty": allow_empty}),
+                )
+                .tenant(p.tenant_id)
+                .unique(format!("{JOB_PUBLISH}:{id}"))
+                .at(at),
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                &actor,
+                &[Change::new("schedule", "message", id).after(ms_to_rfc3339(at))],
+            )
+            .await?;
         }
         None => {
             publish_now(&mut tx, &row, allow_empty).await?;
-            audit::append(&mut tx, &actor, &[Change::new("publish", "message", id).after(&row.title)]).await?;
+            audit::append(
+                &mut tx,
+                &actor,
+                &[Change::new("publish", "message", id).after(&row.title)],
+            )
+            .await?;
         }
     }
     tx.commit().await?;
@@ -363,10 +465,25 @@ async fn publish_now(tx: &mut Tx, row: &MessageRow, allow_empty: bool) -> Result
     }
     store::insert_audience(tx, row.tenant_id, row.id, &recipients).await?;
     let n = recipients.len() as i64;
-    if !store::set_state(tx, row.tenant_id, row.id, &["draft", "scheduled"], "published", Some(now_ms()), None, Some(n)).await? {
+    if !store::set_state(
+        tx,
+        row.tenant_id,
+        row.id,
+        &["draft", "scheduled"],
+        "published",
+        Some(now_ms()),
+        None,
+        Some(n),
+    )
+    .await?
+    {
         return Err(Error::Conflict("the message changed meanwhile".into()));
     }
-    jobs::enqueue_many(tx, &pipeline::fanout_jobs(row.tenant_id, row.id, recipients.len())).await?;
+    jobs::enqueue_many(
+        tx,
+        &pipeline::fanout_jobs(row.tenant_id, row.id, recipients.len()),
+    )
+    .await?;
     Ok(n)
 }
 
@@ -382,11 +499,26 @@ pub async fn publish_scheduled(app: &App, job: &Job) -> anyhow::Result<()> {
     if row.state == "scheduled" {
         match publish_now(&mut tx, &row, allow_empty).await {
             Ok(_) => {
-                audit::append(&mut tx, &Actor::system(tenant_id, "scheduler"), &[Change::new("publish", "message", id)]).await?;
+                audit::append(
+                    &mut tx,
+                    &Actor::system(tenant_id, "scheduler"),
+                    &[Change::new("publish", "message", id)],
+                )
+                .await?;
             }
             Err(Error::Validation(_)) => {
                 // Nobody to send to any more: keep it visible to the sender as withdrawn.
-                store::set_state(&mut tx, tenant_id, id, &["scheduled"], "withdrawn", None, Some(now_ms()), Some(0)).await?;
+                store::set_state(
+                    &mut tx,
+                    tenant_id,
+                    id,
+                    &["scheduled"],
+                    "withdrawn",
+                    None,
+                    Some(now_ms()),
+                    Some(0),
+                )
+                .await?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -403,18 +535,45 @@ pub async fn withdraw(app: &App, p: &Principal, id: i64) -> Result<Message> {
     authorize(p, "messages.send")?;
     visible(app, p, id).await?;
     let mut tx = app.db.begin().await?;
-    if !store::set_state(&mut tx, p.tenant_id, id, &["published", "scheduled"], "withdrawn", None, Some(now_ms()), None).await? {
-        return Err(Error::Conflict("only published or scheduled messages can be withdrawn / 只能撤回已发布或定时的消息".into()));
+    if !store::set_state(
+        &mut tx,
+        p.tenant_id,
+        id,
+        &["published", "scheduled"],
+        "withdrawn",
+        None,
+        Some(now_ms()),
+        None,
+    )
+    .await?
+    {
+        return Err(Error::Conflict(
+            "only published or scheduled messages can be withdrawn / 只能撤回已发布或定时的消息"
+                .into(),
+        ));
     }
     let cancelled = store::cancel_pending(&mut tx, p.tenant_id, id).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("withdraw", "message", id).after(serde_json::json!({"cancelled_deliveries": cancelled}))]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("withdraw", "message", id)
+            .after(serde_json::json!({"cancelled_deliveries": cancelled}))],
+    )
+    .await?;
     tx.commit().await?;
     get_message(app, p, id).await
 }
 
-pub async fn list_messages(app: &App, p: &Principal, q: &MessageQuery) -> Result<crate::directory::model::Page<Message>> {
+pub async fn list_messages(
+    app: &App,
+    p: &Principal,
+    q: &MessageQuery,
+) -> Result<crate::directory::model::Page<Message>> {
     let send = p.grants.contains_key("messages.send");
-    let read_all = p.grants.get("messages.read").is_some_and(|s| tenant_wide(s));
+    let read_all = p
+        .grants
+        .get("messages.read")
+        .is_some_and(|s| tenant_wide(s));
     if !send && !read_all {
         authorize(p, "messages.read")?;
     }
@@ -423,7 +582,11 @@ pub async fn list_messages(app: &App, p: &Principal, q: &MessageQuery) -> Result
     let f = store::MessageFilter {
         kind: q.kind.clone(),
         state: q.state.clone(),
-        sender_id: if read_all { q.sender_id } else { Some(p.person_id) },
+        sender_id: if read_all {
+            q.sender_id
+        } else {
+            Some(p.person_id)
+        },
         q: q.q.clone(),
         from_ms: crate::audit::http::parse_time("from", &q.from, tz)?,
         to_ms: crate::audit::http::parse_time("to", &q.to, tz)?.map(|t| t + 24 * 3600 * 1000),
@@ -440,7 +603,12 @@ pub async fn list_messages(app: &App, p: &Principal, q: &MessageQuery) -> Result
     Ok(crate::directory::model::Page {
         items: rows
             .iter()
-            .map(|m| m.view(atts.remove(&m.id).unwrap_or_default(), reads.get(&m.id).copied()))
+            .map(|m| {
+                m.view(
+                    atts.remove(&m.id).unwrap_or_default(),
+                    reads.get(&m.id).copied(),
+                )
+            })
             .collect(),
         total,
         page,
@@ -520,11 +688,18 @@ pub async fn delivery_report(app: &App, p: &Principal, id: i64) -> Result<Delive
     })
 }
 
-pub async fn recipients(app: &App, p: &Principal, id: i64, q: &RecipientQuery) -> Result<crate::directory::model::Page<RecipientRow>> {
+pub async fn recipients(
+    app: &App,
+    p: &Principal,
+    id: i64,
+    q: &RecipientQuery,
+) -> Result<crate::directory::model::Page<RecipientRow>> {
     visible(app, p, id).await?;
     let (page, per_page) = page_args(q.page, q.per_page)?;
     let t = p.tenant_id;
-    let mut w = Sql::new(" WHERE i.tenant_id = ? AND i.message_id = ?").bind(t).bind(id);
+    let mut w = Sql::new(" WHERE i.tenant_id = ? AND i.message_id = ?")
+        .bind(t)
+        .bind(id);
     match q.filter.as_deref() {
         None | Some("") | Some("all") => {}
         Some("read") => {
@@ -540,11 +715,19 @@ pub async fn recipients(app: &App, p: &Principal, id: i64, q: &RecipientQuery) -
             );
             w = w.bind(id);
         }
-        Some(other) => return Err(Error::validation("filter", format!("unknown filter `{other}`; read, unread or failed"))),
+        Some(other) => {
+            return Err(Error::validation(
+                "filter",
+                format!("unknown filter `{other}`; read, unread or failed"),
+            ))
+        }
     }
     let total = app
         .db
-        .fetch_one(&Sql::around(format!("SELECT COUNT(*) AS n FROM inbox i{}", w.text()), &w))
+        .fetch_one(&Sql::around(
+            format!("SELECT COUNT(*) AS n FROM inbox i{}", w.text()),
+            &w,
+        ))
         .await?
         .i64("n")?;
     let rows = app
@@ -560,15 +743,22 @@ pub async fn recipients(app: &App, p: &Principal, id: i64, q: &RecipientQuery) -
             &w,
         ))
         .await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.i64("person_id")).collect::<Result<_>>()?;
-    let mut chans: std::collections::HashMap<i64, std::collections::BTreeMap<String, String>> = Default::default();
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r.i64("person_id"))
+        .collect::<Result<_>>()?;
+    let mut chans: std::collections::HashMap<i64, std::collections::BTreeMap<String, String>> =
+        Default::default();
     if !ids.is_empty() {
         let mut dq = Sql::new("SELECT person_id, channel, state FROM deliveries WHERE tenant_id = ? AND message_id = ? AND person_id IN ")
             .bind(t)
             .bind(id);
         dq.push_in(ids.iter().copied());
         for r in app.db.fetch_all(&dq).await? {
-            chans.entry(r.i64("person_id")?).or_default().insert(r.str("channel")?, r.str("state")?);
+            chans
+                .entry(r.i64("person_id")?)
+                .or_default()
+                .insert(r.str("channel")?, r.str("state")?);
         }
     }
     let items = rows
@@ -587,14 +777,21 @@ pub async fn recipients(app: &App, p: &Principal, id: i64, q: &RecipientQuery) -
             })
         })
         .collect::<Result<_>>()?;
-    Ok(crate::directory::model::Page { items, total, page, per_page })
+    Ok(crate::directory::model::Page {
+        items,
+        total,
+        page,
+        per_page,
+    })
 }
 
 /// Everything that happened to one person's messages, newest first.
 pub async fn timeline(app: &App, p: &Principal, person_id: i64) -> Result<Vec<TimelineEvent>> {
     let scopes = authorize(p, "messages.read")?;
     if !tenant_wide(&scopes) {
-        return Err(Error::Forbidden("requires messages.read for the whole institution".into()));
+        return Err(Error::Forbidden(
+            "requires messages.read for the whole institution".into(),
+        ));
     }
     let t = p.tenant_id;
     let mut out = Vec::new();
@@ -611,7 +808,13 @@ pub async fn timeline(app: &App, p: &Principal, person_id: i64) -> Result<Vec<Ti
         .await?;
     for r in &inbox {
         let (mid, title) = (r.i64("message_id")?, r.str("title")?);
-        out.push((r.i64("created_at")?, mid, title.clone(), "inbox".to_string(), None));
+        out.push((
+            r.i64("created_at")?,
+            mid,
+            title.clone(),
+            "inbox".to_string(),
+            None,
+        ));
         if let Some(at) = r.opt_i64("read_at")? {
             out.push((at, mid, title.clone(), "read".into(), None));
         }
@@ -639,7 +842,7 @@ pub async fn timeline(app: &App, p: &Principal, person_id: i64) -> Result<Vec<Ti
             r.opt_str("last_error")?,
         ));
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|e| std::cmp::Reverse(e.0));
     Ok(out
         .into_iter()
         .map(|(at, message_id, title, event, detail)| TimelineEvent {
@@ -653,11 +856,18 @@ pub async fn timeline(app: &App, p: &Principal, person_id: i64) -> Result<Vec<Ti
 }
 
 /// Sends again on outside channels to those who have not read it, or whose delivery failed.
-pub async fn resend(app: &App, p: &Principal, id: i64, req: &ResendRequest) -> Result<serde_json::Value> {
+pub async fn resend(
+    app: &App,
+    p: &Principal,
+    id: i64,
+    req: &ResendRequest,
+) -> Result<serde_json::Value> {
     authorize(p, "messages.send")?;
     let m = visible(app, p, id).await?;
     if m.effective_state(now_ms()) != "published" {
-        return Err(Error::Conflict("only published messages can be sent again".into()));
+        return Err(Error::Conflict(
+            "only published messages can be sent again".into(),
+        ));
     }
     let only_unread = match req.to.as_str() {
         "unread" => true,
@@ -674,14 +884,23 @@ pub async fn resend(app: &App, p: &Principal, id: i64, req: &ResendRequest) -> R
     for (ch, people) in &by_channel {
         for batch in people.chunks(100) {
             js.push(
-                NewJob::new(pipeline::JOB_SEND, serde_json::json!({"message_id": id, "channel": ch, "person_ids": batch}))
-                    .tenant(p.tenant_id)
-                    .max_attempts(20),
+                NewJob::new(
+                    pipeline::JOB_SEND,
+                    serde_json::json!({"message_id": id, "channel": ch, "person_ids": batch}),
+                )
+                .tenant(p.tenant_id)
+                .max_attempts(20),
             );
         }
     }
     jobs::enqueue_many(&mut tx, &js).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("resend", "message", id).after(serde_json::json!({"to": req.to, "deliveries": reopened.len()}))]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("resend", "message", id)
+            .after(serde_json::json!({"to": req.to, "deliveries": reopened.len()}))],
+    )
+    .await?;
     tx.commit().await?;
     Ok(serde_json::json!({"deliveries": reopened.len()}))
 }
@@ -693,16 +912,40 @@ pub async fn export_xlsx(app: &App, p: &Principal, id: i64) -> Result<(String, V
     let ws = wb.add_worksheet();
     let xerr = |e: rust_xlsxwriter::XlsxError| Error::Other(anyhow::anyhow!("xlsx: {e}"));
     let bold = rust_xlsxwriter::Format::new().set_bold();
-    let headers = ["姓名 Name", "类型 Kind", "班级 Class", "经由 Via", "已读 Read at", "确认 Confirmed at", "渠道 Channels"];
+    let headers = [
+        "姓名 Name",
+        "类型 Kind",
+        "班级 Class",
+        "经由 Via",
+        "已读 Read at",
+        "确认 Confirmed at",
+        "渠道 Channels",
+    ];
     for (c, h) in headers.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, *h, &bold).map_err(xerr)?;
+        ws.write_string_with_format(0, c as u16, *h, &bold)
+            .map_err(xerr)?;
     }
     let mut row = 1u32;
     let mut page = 1;
     loop {
-        let pg = recipients(app, p, id, &RecipientQuery { filter: None, page: Some(page), per_page: Some(500) }).await?;
+        let pg = recipients(
+            app,
+            p,
+            id,
+            &RecipientQuery {
+                filter: None,
+                page: Some(page),
+                per_page: Some(500),
+            },
+        )
+        .await?;
         for r in &pg.items {
-            let chans = r.channels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(" ");
+            let chans = r
+                .channels
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
             let cells = [
                 r.name.clone(),
                 r.kind.clone(),
@@ -729,11 +972,17 @@ pub async fn export_xlsx(app: &App, p: &Principal, id: i64) -> Result<(String, V
 
 // ---- inbox ----
 
-pub async fn inbox(app: &App, p: &Principal, q: &InboxQuery) -> Result<crate::directory::model::Page<InboxItem>> {
+pub async fn inbox(
+    app: &App,
+    p: &Principal,
+    q: &InboxQuery,
+) -> Result<crate::directory::model::Page<InboxItem>> {
     let (page, per_page) = page_args(q.page, q.per_page)?;
-    let mut w = Sql::new(" WHERE i.tenant_id = ? AND i.person_id = ? AND m.state IN ('published', 'withdrawn')")
-        .bind(p.tenant_id)
-        .bind(p.person_id);
+    let mut w = Sql::new(
+        " WHERE i.tenant_id = ? AND i.person_id = ? AND m.state IN ('published', 'withdrawn')",
+    )
+    .bind(p.tenant_id)
+    .bind(p.person_id);
     if q.unread == Some(true) {
         w.push(" AND i.read_at IS NULL");
     }
@@ -743,7 +992,10 @@ pub async fn inbox(app: &App, p: &Principal, q: &InboxQuery) -> Result<crate::di
     let total = app
         .db
         .fetch_one(&Sql::around(
-            format!("SELECT COUNT(*) AS n FROM inbox i JOIN messages m ON m.id = i.message_id{}", w.text()),
+            format!(
+                "SELECT COUNT(*) AS n FROM inbox i JOIN messages m ON m.id = i.message_id{}",
+                w.text()
+            ),
             &w,
         ))
         .await?
@@ -775,7 +1027,12 @@ pub async fn inbox(app: &App, p: &Principal, q: &InboxQuery) -> Result<crate::di
             .await?,
         );
     }
-    Ok(crate::directory::model::Page { items, total, page, per_page })
+    Ok(crate::directory::model::Page {
+        items,
+        total,
+        page,
+        per_page,
+    })
 }
 
 async fn inbox_item(
@@ -803,7 +1060,11 @@ async fn inbox_item(
     let attachments = if state == "withdrawn" {
         vec![]
     } else {
-        store::attachments(&app.db, p.tenant_id, &[message_id]).await?.into_iter().map(|(_, a)| a).collect()
+        store::attachments(&app.db, p.tenant_id, &[message_id])
+            .await?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect()
     };
     Ok(InboxItem {
         id: inbox_id,
@@ -811,7 +1072,11 @@ async fn inbox_item(
         kind: m.kind.clone(),
         title: rendered.title,
         // A withdrawn message keeps its title, not its body.
-        body_html: if state == "withdrawn" { String::new() } else { rendered.body_html },
+        body_html: if state == "withdrawn" {
+            String::new()
+        } else {
+            rendered.body_html
+        },
         priority: m.priority,
         sender_name: m.sender_name.clone(),
         state,
@@ -835,7 +1100,9 @@ pub async fn unread(app: &App, tenant_id: i64, person_id: i64) -> Result<UnreadC
             .bind(person_id),
         )
         .await?;
-    Ok(UnreadCount { unread: r.i64("n")? })
+    Ok(UnreadCount {
+        unread: r.i64("n")?,
+    })
 }
 
 /// Marks an inbox entry read (and confirmed); the first time counts.
@@ -859,19 +1126,19 @@ pub async fn mark(app: &App, p: &Principal, inbox_id: i64, confirm: bool) -> Res
     let confirmed_value = if confirm { Some(now) } else { None };
     app.db
         .execute(
-            &Sql::new(format!("UPDATE inbox SET {set} WHERE tenant_id = ? AND person_id = ? AND id = ?"))
-                .bind(now)
-                .bind(confirmed_value)
-                .bind(p.tenant_id)
-                .bind(p.person_id)
-                .bind(inbox_id),
+            &Sql::new(format!(
+                "UPDATE inbox SET {set} WHERE tenant_id = ? AND person_id = ? AND id = ?"
+            ))
+            .bind(now)
+            .bind(confirmed_value)
+            .bind(p.tenant_id)
+            .bind(p.person_id)
+            .bind(inbox_id),
         )
         .await?;
     let row = app
         .db
-        .fetch_one(
-            &Sql::new("SELECT read_at, confirmed_at FROM inbox WHERE id = ?").bind(inbox_id),
-        )
+        .fetch_one(&Sql::new("SELECT read_at, confirmed_at FROM inbox WHERE id = ?").bind(inbox_id))
         .await?;
     inbox_item(
         app,
@@ -903,16 +1170,27 @@ fn check_template_input(t: &TemplateInput) -> Result<()> {
     let mut errors = Vec::new();
     let code_ok = !t.code.is_empty()
         && t.code.len() <= 64
-        && t.code.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && t.code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !code_ok {
-        errors.push(FieldError::new("code", "letters, digits, '.', '-' and '_' (at most 64)"));
+        errors.push(FieldError::new(
+            "code",
+            "letters, digits, '.', '-' and '_' (at most 64)",
+        ));
     }
     if t.name.trim().is_empty() {
         errors.push(FieldError::new("name", "must not be empty"));
     }
     for v in &t.variables {
-        if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || v.starts_with(|c: char| c.is_ascii_digit()) {
-            errors.push(FieldError::new("variables", format!("`{v}` is not a valid variable name")));
+        if v.is_empty()
+            || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || v.starts_with(|c: char| c.is_ascii_digit())
+        {
+            errors.push(FieldError::new(
+                "variables",
+                format!("`{v}` is not a valid variable name"),
+            ));
         }
     }
     if errors.is_empty() {
@@ -934,7 +1212,12 @@ pub async fn get_template(app: &App, p: &Principal, id: i64) -> Result<Template>
         .ok_or(Error::NotFound("template"))
 }
 
-pub async fn save_template(app: &App, p: &Principal, id: Option<i64>, input: &TemplateInput) -> Result<Template> {
+pub async fn save_template(
+    app: &App,
+    p: &Principal,
+    id: Option<i64>,
+    input: &TemplateInput,
+) -> Result<Template> {
     authorize(p, "messages.manage")?;
     check_template_input(input)?;
     let kind = input.kind.clone().unwrap_or_else(|| "notice".into());
@@ -954,13 +1237,39 @@ pub async fn save_template(app: &App, p: &Principal, id: Option<i64>, input: &Te
         }
     }
     let mut tx = app.db.begin().await?;
-    let tid = store::save_template(&mut tx, p.tenant_id, existing.as_ref(), input, &kind, Some(p.person_id)).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new(if existing.is_some() { "update" } else { "create" }, "message_template", tid).after(&input.code)]).await?;
+    let tid = store::save_template(
+        &mut tx,
+        p.tenant_id,
+        existing.as_ref(),
+        input,
+        &kind,
+        Some(p.person_id),
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new(
+            if existing.is_some() {
+                "update"
+            } else {
+                "create"
+            },
+            "message_template",
+            tid,
+        )
+        .after(&input.code)],
+    )
+    .await?;
     tx.commit().await?;
     get_template(app, p, tid).await
 }
 
-pub async fn template_versions(app: &App, p: &Principal, id: i64) -> Result<Vec<TemplateVersionInfo>> {
+pub async fn template_versions(
+    app: &App,
+    p: &Principal,
+    id: i64,
+) -> Result<Vec<TemplateVersionInfo>> {
     get_template(app, p, id).await?;
     store::template_versions(&app.db, p.tenant_id, id).await
 }
@@ -973,12 +1282,22 @@ pub async fn preview(app: &App, p: &Principal, req: &PreviewRequest) -> Result<R
             let t = get_template(app, p, id).await?;
             (t.content, t.variables)
         }
-        (None, None) => return Err(Error::validation("content", "give content or a template_id")),
+        (None, None) => {
+            return Err(Error::validation(
+                "content",
+                "give content or a template_id",
+            ))
+        }
     };
     let vars = req.vars.clone().unwrap_or_else(|| serde_json::json!({}));
-    declared.extend(vars.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default());
+    declared.extend(
+        vars.as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
     template::validate(&content, &declared)?;
-    let person = crate::directory::service::get_person_unscoped(app, p.tenant_id, req.person_id).await?;
+    let person =
+        crate::directory::service::get_person_unscoped(app, p.tenant_id, req.person_id).await?;
     let mut ids = vec![person.id];
     ids.extend(person.children.first().map(|c| c.id));
     let contacts = store::contacts(&app.db, p.tenant_id, &ids).await?;
@@ -997,8 +1316,21 @@ pub async fn preview(app: &App, p: &Principal, req: &PreviewRequest) -> Result<R
 // ---- channel settings ----
 
 const SECRET_FIELDS: &[&str] = &[
-    "password", "access_key_secret", "security_token", "secret_key", "corp_secret", "key", "access_token", "secret",
-    "app_secret", "hook_id", "vapid_private_key", "private_key", "token", "aes_key", "encoding_aes_key",
+    "password",
+    "access_key_secret",
+    "security_token",
+    "secret_key",
+    "corp_secret",
+    "key",
+    "access_token",
+    "secret",
+    "app_secret",
+    "hook_id",
+    "vapid_private_key",
+    "private_key",
+    "token",
+    "aes_key",
+    "encoding_aes_key",
 ];
 const MASK: &str = "••••";
 
@@ -1018,7 +1350,8 @@ pub async fn channel_settings(app: &App, p: &Principal) -> Result<Vec<ChannelSet
     let rows = store::channel_configs(&app.db, p.tenant_id).await?;
     rows.iter()
         .map(|r| {
-            let cfg: serde_json::Value = serde_json::from_str(&app.keys.decrypt(&r.config_enc)?).unwrap_or_default();
+            let cfg: serde_json::Value =
+                serde_json::from_str(&app.keys.decrypt(&r.config_enc)?).unwrap_or_default();
             Ok(ChannelSetting {
                 channel: r.channel.clone(),
                 provider: r.provider.clone(),
@@ -1031,7 +1364,12 @@ pub async fn channel_settings(app: &App, p: &Principal) -> Result<Vec<ChannelSet
         .collect()
 }
 
-pub async fn save_channel(app: &App, p: &Principal, channel: &str, input: &ChannelSettingInput) -> Result<ChannelSetting> {
+pub async fn save_channel(
+    app: &App,
+    p: &Principal,
+    channel: &str,
+    input: &ChannelSettingInput,
+) -> Result<ChannelSetting> {
     authorize(p, "messages.manage")?;
     if channel == "inapp" || !CHANNELS.contains(&channel) {
         return Err(Error::NotFound("channel"));
@@ -1041,13 +1379,17 @@ pub async fn save_channel(app: &App, p: &Principal, channel: &str, input: &Chann
     if !pipeline::providers_of(channel).contains(&provider.as_str()) {
         return Err(Error::validation(
             "config.kind",
-            format!("channel {channel} takes one of: {}", pipeline::providers_of(channel).join(", ")),
+            format!(
+                "channel {channel} takes one of: {}",
+                pipeline::providers_of(channel).join(", ")
+            ),
         ));
     }
     // Masked secrets keep their stored values.
     let existing = store::channel_config(&app.db, p.tenant_id, channel).await?;
     if let Some(e) = &existing {
-        let old: serde_json::Value = serde_json::from_str(&app.keys.decrypt(&e.config_enc)?).unwrap_or_default();
+        let old: serde_json::Value =
+            serde_json::from_str(&app.keys.decrypt(&e.config_enc)?).unwrap_or_default();
         if let Some(o) = cfg.as_object_mut() {
             for (k, v) in o.iter_mut() {
                 if v.as_str() == Some(MASK) {
@@ -1058,15 +1400,35 @@ pub async fn save_channel(app: &App, p: &Principal, channel: &str, input: &Chann
     }
     let parsed: xiaotong_channels::ChannelConfig = serde_json::from_value(cfg.clone())
         .map_err(|e| Error::validation("config", format!("{e}")))?;
-    xiaotong_channels::build_channel(parsed).map_err(|e| Error::validation("config", e.to_string()))?;
-    let rate = input.rate_per_sec.unwrap_or(existing.as_ref().map(|e| e.rate_per_sec).unwrap_or(0));
+    xiaotong_channels::build_channel(parsed)
+        .map_err(|e| Error::validation("config", e.to_string()))?;
+    let rate = input
+        .rate_per_sec
+        .unwrap_or(existing.as_ref().map(|e| e.rate_per_sec).unwrap_or(0));
     if !(0..=100_000).contains(&rate) {
-        return Err(Error::validation("rate_per_sec", "between 0 (no limit) and 100000"));
+        return Err(Error::validation(
+            "rate_per_sec",
+            "between 0 (no limit) and 100000",
+        ));
     }
     let enabled = input.enabled.unwrap_or(true);
     let mut tx = app.db.begin().await?;
-    store::save_channel_config(&mut tx, p.tenant_id, channel, &provider, &app.keys.encrypt(&cfg.to_string()), enabled, rate).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("update", "channel", channel).after(masked(cfg))]).await?;
+    store::save_channel_config(
+        &mut tx,
+        p.tenant_id,
+        channel,
+        &provider,
+        &app.keys.encrypt(&cfg.to_string()),
+        enabled,
+        rate,
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("update", "channel", channel).after(masked(cfg))],
+    )
+    .await?;
     tx.commit().await?;
     channel_settings(app, p)
         .await?
@@ -1077,14 +1439,26 @@ pub async fn save_channel(app: &App, p: &Principal, channel: &str, input: &Chann
 
 /// Sends one test message through a channel's stored settings and reports
 /// what the provider answered.
-pub async fn test_send(app: &App, p: &Principal, channel: &str, req: &TestSendRequest) -> Result<TestSendResult> {
+pub async fn test_send(
+    app: &App,
+    p: &Principal,
+    channel: &str,
+    req: &TestSendRequest,
+) -> Result<TestSendResult> {
     authorize(p, "messages.manage")?;
-    let row = store::channel_config(&app.db, p.tenant_id, channel).await?.ok_or(Error::NotFound("channel"))?;
+    let row = store::channel_config(&app.db, p.tenant_id, channel)
+        .await?
+        .ok_or(Error::NotFound("channel"))?;
     let built = pipeline::build(app, &row)?;
     let to = match (&req.to, pipeline::is_group_provider(&row.provider)) {
         (_, true) => String::new(),
         (Some(t), _) if !t.trim().is_empty() => t.trim().to_string(),
-        _ => return Err(Error::validation("to", "give an address to send the test to")),
+        _ => {
+            return Err(Error::validation(
+                "to",
+                "give an address to send the test to",
+            ))
+        }
     };
     let text = format!("校通测试消息 / Xiaotong test message ({})", p.tenant_name);
     let d = xiaotong_channels::Delivery {
@@ -1118,9 +1492,12 @@ pub async fn settings(app: &App, p: &Principal) -> Result<MessagingSettings> {
 fn check_quiet(start: &Option<String>, end: &Option<String>) -> Result<()> {
     let ok = |s: &Option<String>| {
         s.as_deref().is_none_or(|s| {
-            s.split_once(':')
-                .and_then(|(h, m)| Some((h.parse::<u32>().ok()? < 24, m.len() == 2 && m.parse::<u32>().ok()? < 60)))
-                == Some((true, true))
+            s.split_once(':').and_then(|(h, m)| {
+                Some((
+                    h.parse::<u32>().ok()? < 24,
+                    m.len() == 2 && m.parse::<u32>().ok()? < 60,
+                ))
+            }) == Some((true, true))
         })
     };
     if !ok(start) {
@@ -1130,25 +1507,43 @@ fn check_quiet(start: &Option<String>, end: &Option<String>) -> Result<()> {
         return Err(Error::validation("quiet_end", "HH:MM"));
     }
     if start.is_some() != end.is_some() {
-        return Err(Error::validation("quiet_end", "give both ends of the quiet hours, or neither"));
+        return Err(Error::validation(
+            "quiet_end",
+            "give both ends of the quiet hours, or neither",
+        ));
     }
     Ok(())
 }
 
-pub async fn save_settings(app: &App, p: &Principal, s: &MessagingSettings) -> Result<MessagingSettings> {
+pub async fn save_settings(
+    app: &App,
+    p: &Principal,
+    s: &MessagingSettings,
+) -> Result<MessagingSettings> {
     authorize(p, "messages.manage")?;
     check_quiet(&s.quiet_start, &s.quiet_end)?;
     for (from, to) in &s.fallbacks {
         if !CHANNELS.contains(&from.as_str()) || !CHANNELS.contains(&to.as_str()) || from == to {
-            return Err(Error::validation("fallbacks", format!("{from} → {to} is not a valid fallback")));
+            return Err(Error::validation(
+                "fallbacks",
+                format!("{from} → {to} is not a valid fallback"),
+            ));
         }
     }
     if s.max_attachment_bytes < 1 {
-        return Err(Error::validation("max_attachment_bytes", "must be positive"));
+        return Err(Error::validation(
+            "max_attachment_bytes",
+            "must be positive",
+        ));
     }
     let mut tx = app.db.begin().await?;
     store::save_settings(&mut tx, p.tenant_id, s).await?;
-    audit::append(&mut tx, &p.actor(), &[Change::new("update", "messaging_settings", p.tenant_id).after(s)]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("update", "messaging_settings", p.tenant_id).after(s)],
+    )
+    .await?;
     tx.commit().await?;
     Ok(s.clone())
 }
@@ -1160,12 +1555,19 @@ pub async fn preferences(app: &App, p: &Principal) -> Result<Preferences> {
         .unwrap_or_default())
 }
 
-pub async fn save_preferences(app: &App, p: &Principal, prefs: &Preferences) -> Result<Preferences> {
+pub async fn save_preferences(
+    app: &App,
+    p: &Principal,
+    prefs: &Preferences,
+) -> Result<Preferences> {
     check_quiet(&prefs.quiet_start, &prefs.quiet_end)?;
     for chans in prefs.channels.values() {
         for c in chans {
             if !CHANNELS.contains(&c.as_str()) {
-                return Err(Error::validation("channels", format!("unknown channel `{c}`")));
+                return Err(Error::validation(
+                    "channels",
+                    format!("unknown channel `{c}`"),
+                ));
             }
         }
     }
@@ -1177,7 +1579,13 @@ pub async fn save_preferences(app: &App, p: &Principal, prefs: &Preferences) -> 
 
 // ---- attachments ----
 
-pub async fn upload_attachment(app: &App, p: &Principal, filename: &str, content_type: &str, data: Vec<u8>) -> Result<AttachmentInfo> {
+pub async fn upload_attachment(
+    app: &App,
+    p: &Principal,
+    filename: &str,
+    content_type: &str,
+    data: Vec<u8>,
+) -> Result<AttachmentInfo> {
     authorize(p, "messages.send")?;
     let s = store::settings(&app.db, p.tenant_id).await?;
     if data.len() as i64 > s.max_attachment_bytes {
@@ -1187,20 +1595,37 @@ pub async fn upload_attachment(app: &App, p: &Principal, filename: &str, content
             s.max_attachment_bytes
         )));
     }
-    let name: String = filename.trim().chars().filter(|c| !matches!(c, '/' | '\\' | '\0')).take(200).collect();
+    let name: String = filename
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '/' | '\\' | '\0'))
+        .take(200)
+        .collect();
     if name.is_empty() {
         return Err(Error::validation("file", "the file needs a name"));
     }
     let size = data.len() as i64;
     let mut tx = app.db.begin().await?;
-    let id = store::insert_attachment(&mut tx, p.tenant_id, &name, content_type, data, p.person_id).await?;
+    let id = store::insert_attachment(&mut tx, p.tenant_id, &name, content_type, data, p.person_id)
+        .await?;
     tx.commit().await?;
-    Ok(AttachmentInfo { id, filename: name, content_type: content_type.into(), size })
+    Ok(AttachmentInfo {
+        id,
+        filename: name,
+        content_type: content_type.into(),
+        size,
+    })
 }
 
 /// An attachment for its uploader, anyone who may see the message, or its recipients.
-pub async fn download_attachment(app: &App, p: &Principal, id: i64) -> Result<(AttachmentInfo, Vec<u8>)> {
-    let (message_id, info, data, by) = store::attachment_data(&app.db, p.tenant_id, id).await?.ok_or(Error::NotFound("attachment"))?;
+pub async fn download_attachment(
+    app: &App,
+    p: &Principal,
+    id: i64,
+) -> Result<(AttachmentInfo, Vec<u8>)> {
+    let (message_id, info, data, by) = store::attachment_data(&app.db, p.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("attachment"))?;
     if by == Some(p.person_id) {
         return Ok((info, data));
     }
@@ -1224,7 +1649,13 @@ pub async fn download_attachment(app: &App, p: &Principal, id: i64) -> Result<(A
     Err(Error::NotFound("attachment"))
 }
 
-pub async fn set_channel_account(app: &App, p: &Principal, person_id: i64, channel: &str, address: Option<&str>) -> Result<()> {
+pub async fn set_channel_account(
+    app: &App,
+    p: &Principal,
+    person_id: i64,
+    channel: &str,
+    address: Option<&str>,
+) -> Result<()> {
     authorize(p, "messages.manage")?;
     crate::directory::service::get_person_unscoped(app, p.tenant_id, person_id).await?;
     if !matches!(channel, "wecom" | "dingtalk" | "feishu") {
@@ -1232,10 +1663,12 @@ pub async fn set_channel_account(app: &App, p: &Principal, person_id: i64, chann
     }
     let mut tx = app.db.begin().await?;
     tx.execute(
-        &Sql::new("DELETE FROM person_channel_ids WHERE tenant_id = ? AND person_id = ? AND channel = ?")
-            .bind(p.tenant_id)
-            .bind(person_id)
-            .bind(channel),
+        &Sql::new(
+            "DELETE FROM person_channel_ids WHERE tenant_id = ? AND person_id = ? AND channel = ?",
+        )
+        .bind(p.tenant_id)
+        .bind(person_id)
+        .bind(channel),
     )
     .await?;
     if let Some(a) = address.map(str::trim).filter(|a| !a.is_empty()) {
@@ -1248,7 +1681,13 @@ pub async fn set_channel_account(app: &App, p: &Principal, person_id: i64, chann
         )
         .await?;
     }
-    audit::append(&mut tx, &p.actor(), &[Change::new("update", "channel_account", person_id).after(serde_json::json!({"channel": channel, "address": address}))]).await?;
+    audit::append(
+        &mut tx,
+        &p.actor(),
+        &[Change::new("update", "channel_account", person_id)
+            .after(serde_json::json!({"channel": channel, "address": address}))],
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -1305,17 +1744,23 @@ pub fn builtin_template(code: &str) -> Option<(String, Content)> {
 /// message, its frozen recipients and its fan-out jobs commit or roll back
 /// with the caller's own change. Returns the message id.
 pub async fn notify(tx: &mut Tx, tenant_id: i64, sender: &Actor, n: &Notify) -> Result<i64> {
-    let tmpl = store::template(&mut Exec::Tx(tx), tenant_id, TemplateKey::Code(&n.template)).await?;
+    let tmpl =
+        store::template(&mut Exec::Tx(tx), tenant_id, TemplateKey::Code(&n.template)).await?;
     let (kind, content, template_id, version) = match tmpl {
         Some(t) => (t.kind, t.content, Some(t.id), Some(t.version)),
         None => {
-            let (kind, content) = builtin_template(&n.template)
-                .ok_or_else(|| Error::BadRequest(format!("no message template `{}`", n.template)))?;
+            let (kind, content) = builtin_template(&n.template).ok_or_else(|| {
+                Error::BadRequest(format!("no message template `{}`", n.template))
+            })?;
             (kind, content, None, None)
         }
     };
     let now = now_ms();
-    let mut channels = if n.channels.is_empty() { vec!["inapp".to_string()] } else { n.channels.clone() };
+    let mut channels = if n.channels.is_empty() {
+        vec!["inapp".to_string()]
+    } else {
+        n.channels.clone()
+    };
     channels.dedup();
     let mut row = MessageRow {
         id: 0,

@@ -201,9 +201,11 @@ pub async fn update_draft(tx: &mut Tx, m: &MessageRow) -> Result<()> {
 
 pub async fn message(exec: &mut Exec<'_>, tenant_id: i64, id: i64) -> Result<Option<MessageRow>> {
     exec.fetch_optional(
-        &Sql::new(format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ? AND id = ?"))
-            .bind(tenant_id)
-            .bind(id),
+        &Sql::new(format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ? AND id = ?"
+        ))
+        .bind(tenant_id)
+        .bind(id),
     )
     .await?
     .map(|r| message_from_row(&r))
@@ -212,12 +214,22 @@ pub async fn message(exec: &mut Exec<'_>, tenant_id: i64, id: i64) -> Result<Opt
 
 /// Locks the message row for a state change (no-op lock on SQLite, whose
 /// single writer already serialises).
-pub async fn message_for_update(tx: &mut Tx, tenant_id: i64, id: i64) -> Result<Option<MessageRow>> {
-    let lock = if tx.backend() == crate::db::Backend::Sqlite { "" } else { " FOR UPDATE" };
+pub async fn message_for_update(
+    tx: &mut Tx,
+    tenant_id: i64,
+    id: i64,
+) -> Result<Option<MessageRow>> {
+    let lock = if tx.backend() == crate::db::Backend::Sqlite {
+        ""
+    } else {
+        " FOR UPDATE"
+    };
     tx.fetch_optional(
-        &Sql::new(format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ? AND id = ?{lock}"))
-            .bind(tenant_id)
-            .bind(id),
+        &Sql::new(format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ? AND id = ?{lock}"
+        ))
+        .bind(tenant_id)
+        .bind(id),
     )
     .await?
     .map(|r| message_from_row(&r))
@@ -262,7 +274,11 @@ pub struct MessageFilter {
     pub per_page: i64,
 }
 
-pub async fn list_messages(db: &Db, tenant_id: i64, f: &MessageFilter) -> Result<(Vec<MessageRow>, i64)> {
+pub async fn list_messages(
+    db: &Db,
+    tenant_id: i64,
+    f: &MessageFilter,
+) -> Result<(Vec<MessageRow>, i64)> {
     let mut w = Sql::new(" WHERE tenant_id = ?").bind(tenant_id);
     if let Some(k) = &f.kind {
         w.push_bind(" AND kind = ?", k.as_str());
@@ -272,7 +288,10 @@ pub async fn list_messages(db: &Db, tenant_id: i64, f: &MessageFilter) -> Result
             w.push_bind(" AND state = 'published' AND expires_at <= ?", now_ms());
         }
         Some("published") => {
-            w.push_bind(" AND state = 'published' AND (expires_at IS NULL OR expires_at > ?)", now_ms());
+            w.push_bind(
+                " AND state = 'published' AND (expires_at IS NULL OR expires_at > ?)",
+                now_ms(),
+            );
         }
         Some(s) => {
             w.push_bind(" AND state = ?", s);
@@ -283,7 +302,10 @@ pub async fn list_messages(db: &Db, tenant_id: i64, f: &MessageFilter) -> Result
         w.push_bind(" AND sender_id = ?", s);
     }
     if let Some(q) = f.q.as_deref().filter(|q| !q.trim().is_empty()) {
-        w.push_bind(" AND LOWER(title) LIKE ?", format!("%{}%", q.trim().to_lowercase()));
+        w.push_bind(
+            " AND LOWER(title) LIKE ?",
+            format!("%{}%", q.trim().to_lowercase()),
+        );
     }
     if let Some(t) = f.from_ms {
         w.push_bind(" AND created_at >= ?", t);
@@ -292,7 +314,10 @@ pub async fn list_messages(db: &Db, tenant_id: i64, f: &MessageFilter) -> Result
         w.push_bind(" AND created_at < ?", t);
     }
     let total = db
-        .fetch_one(&Sql::around(format!("SELECT COUNT(*) AS n FROM messages{}", w.text()), &w))
+        .fetch_one(&Sql::around(
+            format!("SELECT COUNT(*) AS n FROM messages{}", w.text()),
+            &w,
+        ))
         .await?
         .i64("n")?;
     let q = Sql::around(
@@ -305,12 +330,20 @@ pub async fn list_messages(db: &Db, tenant_id: i64, f: &MessageFilter) -> Result
         &w,
     );
     let rows = db.fetch_all(&q).await?;
-    Ok((rows.iter().map(message_from_row).collect::<Result<_>>()?, total))
+    Ok((
+        rows.iter().map(message_from_row).collect::<Result<_>>()?,
+        total,
+    ))
 }
 
 // ---- frozen audience ----
 
-pub async fn insert_audience(tx: &mut Tx, tenant_id: i64, message_id: i64, recipients: &[Recipient]) -> Result<()> {
+pub async fn insert_audience(
+    tx: &mut Tx,
+    tenant_id: i64,
+    message_id: i64,
+    recipients: &[Recipient],
+) -> Result<()> {
     tx.execute(
         &Sql::new("INSERT INTO message_audiences (message_id, tenant_id, person_ids, via_ids) VALUES (?, ?, ?, ?)")
             .bind(message_id)
@@ -346,12 +379,23 @@ pub async fn audience(db: &Db, tenant_id: i64, message_id: i64) -> Result<Vec<Re
 
 /// Inbox entries for recipients; an entry that exists is left alone, so a
 /// repeated fan-out never makes a second copy.
-pub async fn insert_inbox(tx: &mut Tx, tenant_id: i64, message_id: i64, recipients: &[Recipient]) -> Result<()> {
+pub async fn insert_inbox(
+    tx: &mut Tx,
+    tenant_id: i64,
+    message_id: i64,
+    recipients: &[Recipient],
+) -> Result<()> {
     let now = now_ms();
     for chunk in recipients.chunks(500) {
-        let mut q = String::from("inbox (tenant_id, message_id, person_id, via_person_id, created_at) VALUES ");
+        let mut q = String::from(
+            "inbox (tenant_id, message_id, person_id, via_person_id, created_at) VALUES ",
+        );
         for i in 0..chunk.len() {
-            q.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
+            q.push_str(if i == 0 {
+                "(?, ?, ?, ?, ?)"
+            } else {
+                ", (?, ?, ?, ?, ?)"
+            });
         }
         let mut sql = Sql::new(insert_ignore(tx.backend(), &q));
         for r in chunk {
@@ -380,7 +424,12 @@ pub struct NewDelivery {
     pub error: Option<String>,
 }
 
-pub async fn insert_deliveries(tx: &mut Tx, tenant_id: i64, message_id: i64, ds: &[NewDelivery]) -> Result<()> {
+pub async fn insert_deliveries(
+    tx: &mut Tx,
+    tenant_id: i64,
+    message_id: i64,
+    ds: &[NewDelivery],
+) -> Result<()> {
     let now = now_ms();
     for chunk in ds.chunks(300) {
         let mut q = String::from(
@@ -564,7 +613,11 @@ pub struct Contact {
     pub accounts: std::collections::HashMap<String, String>,
 }
 
-pub async fn contacts(db: &Db, tenant_id: i64, ids: &[i64]) -> Result<std::collections::HashMap<i64, Contact>> {
+pub async fn contacts(
+    db: &Db,
+    tenant_id: i64,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Contact>> {
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let mut q = Sql::new(
@@ -623,14 +676,20 @@ pub async fn preferences_of(
                 p.quiet_start = r.opt_str("quiet_start")?;
                 p.quiet_end = r.opt_str("quiet_end")?;
             } else if let Some(ch) = r.opt_str("channels")? {
-                p.channels.insert(kind, serde_json::from_str(&ch).unwrap_or_default());
+                p.channels
+                    .insert(kind, serde_json::from_str(&ch).unwrap_or_default());
             }
         }
     }
     Ok(out)
 }
 
-pub async fn save_preferences(tx: &mut Tx, tenant_id: i64, person_id: i64, p: &Preferences) -> Result<()> {
+pub async fn save_preferences(
+    tx: &mut Tx,
+    tenant_id: i64,
+    person_id: i64,
+    p: &Preferences,
+) -> Result<()> {
     tx.execute(
         &Sql::new("DELETE FROM message_preferences WHERE tenant_id = ? AND person_id = ?")
             .bind(tenant_id)
@@ -665,7 +724,10 @@ pub async fn save_preferences(tx: &mut Tx, tenant_id: i64, person_id: i64, p: &P
 
 pub async fn settings(db: &Db, tenant_id: i64) -> Result<MessagingSettings> {
     Ok(db
-        .fetch_optional(&Sql::new("SELECT settings FROM messaging_settings WHERE tenant_id = ?").bind(tenant_id))
+        .fetch_optional(
+            &Sql::new("SELECT settings FROM messaging_settings WHERE tenant_id = ?")
+                .bind(tenant_id),
+        )
         .await?
         .and_then(|r| r.str("settings").ok())
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -676,10 +738,12 @@ pub async fn save_settings(tx: &mut Tx, tenant_id: i64, s: &MessagingSettings) -
     tx.execute(&Sql::new("DELETE FROM messaging_settings WHERE tenant_id = ?").bind(tenant_id))
         .await?;
     tx.execute(
-        &Sql::new("INSERT INTO messaging_settings (tenant_id, settings, updated_at) VALUES (?, ?, ?)")
-            .bind(tenant_id)
-            .bind(serde_json::to_string(s).unwrap_or_default())
-            .bind(now_ms()),
+        &Sql::new(
+            "INSERT INTO messaging_settings (tenant_id, settings, updated_at) VALUES (?, ?, ?)",
+        )
+        .bind(tenant_id)
+        .bind(serde_json::to_string(s).unwrap_or_default())
+        .bind(now_ms()),
     )
     .await?;
     Ok(())
@@ -815,7 +879,11 @@ pub async fn templates(db: &Db, tenant_id: i64) -> Result<Vec<Template>> {
     .collect()
 }
 
-pub async fn template(exec: &mut Exec<'_>, tenant_id: i64, by: TemplateKey<'_>) -> Result<Option<Template>> {
+pub async fn template(
+    exec: &mut Exec<'_>,
+    tenant_id: i64,
+    by: TemplateKey<'_>,
+) -> Result<Option<Template>> {
     let mut q = Sql::new(format!(
         "SELECT {TEMPLATE_COLS} FROM message_templates t JOIN message_template_versions v \
          ON v.template_id = t.id AND v.version = t.version WHERE t.tenant_id = ?"
@@ -825,7 +893,10 @@ pub async fn template(exec: &mut Exec<'_>, tenant_id: i64, by: TemplateKey<'_>) 
         TemplateKey::Id(id) => q.push_bind(" AND t.id = ?", id),
         TemplateKey::Code(c) => q.push_bind(" AND t.code = ?", c),
     };
-    exec.fetch_optional(&q).await?.map(|r| template_from_row(&r)).transpose()
+    exec.fetch_optional(&q)
+        .await?
+        .map(|r| template_from_row(&r))
+        .transpose()
 }
 
 pub enum TemplateKey<'a> {
@@ -833,7 +904,11 @@ pub enum TemplateKey<'a> {
     Code(&'a str),
 }
 
-pub async fn template_versions(db: &Db, tenant_id: i64, template_id: i64) -> Result<Vec<TemplateVersionInfo>> {
+pub async fn template_versions(
+    db: &Db,
+    tenant_id: i64,
+    template_id: i64,
+) -> Result<Vec<TemplateVersionInfo>> {
     db.fetch_all(
         &Sql::new(
             "SELECT version, content, created_at FROM message_template_versions WHERE tenant_id = ? AND template_id = ? \
@@ -927,26 +1002,31 @@ pub async fn save_template(
 // ---- message types ----
 
 pub async fn custom_kinds(exec: &mut Exec<'_>, tenant_id: i64) -> Result<Vec<MessageKind>> {
-    exec.fetch_all(&Sql::new("SELECT code, name FROM message_types WHERE tenant_id = ? ORDER BY code").bind(tenant_id))
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(MessageKind {
-                code: r.str("code")?,
-                name: r.str("name")?,
-                builtin: false,
-            })
+    exec.fetch_all(
+        &Sql::new("SELECT code, name FROM message_types WHERE tenant_id = ? ORDER BY code")
+            .bind(tenant_id),
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(MessageKind {
+            code: r.str("code")?,
+            name: r.str("name")?,
+            builtin: false,
         })
-        .collect()
+    })
+    .collect()
 }
 
 pub async fn insert_kind(tx: &mut Tx, tenant_id: i64, k: &NewMessageKind) -> Result<()> {
     tx.execute(
-        &Sql::new("INSERT INTO message_types (tenant_id, code, name, created_at) VALUES (?, ?, ?, ?)")
-            .bind(tenant_id)
-            .bind(k.code.as_str())
-            .bind(k.name.as_str())
-            .bind(now_ms()),
+        &Sql::new(
+            "INSERT INTO message_types (tenant_id, code, name, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(tenant_id)
+        .bind(k.code.as_str())
+        .bind(k.name.as_str())
+        .bind(now_ms()),
     )
     .await?;
     Ok(())
@@ -979,7 +1059,13 @@ pub async fn insert_attachment(
 }
 
 /// Attaches uploaded files to a message; only the uploader's unattached files.
-pub async fn attach(tx: &mut Tx, tenant_id: i64, message_id: i64, ids: &[i64], by: i64) -> Result<()> {
+pub async fn attach(
+    tx: &mut Tx,
+    tenant_id: i64,
+    message_id: i64,
+    ids: &[i64],
+    by: i64,
+) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -993,12 +1079,19 @@ pub async fn attach(tx: &mut Tx, tenant_id: i64, message_id: i64, ids: &[i64], b
     .bind(message_id);
     q.push_in(ids.iter().copied());
     if tx.execute(&q).await? != ids.len() as u64 {
-        return Err(Error::validation("attachment_ids", "附件不存在 / an attachment was not found"));
+        return Err(Error::validation(
+            "attachment_ids",
+            "附件不存在 / an attachment was not found",
+        ));
     }
     Ok(())
 }
 
-pub async fn attachments(db: &Db, tenant_id: i64, message_ids: &[i64]) -> Result<Vec<(i64, AttachmentInfo)>> {
+pub async fn attachments(
+    db: &Db,
+    tenant_id: i64,
+    message_ids: &[i64],
+) -> Result<Vec<(i64, AttachmentInfo)>> {
     if message_ids.is_empty() {
         return Ok(vec![]);
     }
@@ -1025,7 +1118,11 @@ pub async fn attachments(db: &Db, tenant_id: i64, message_ids: &[i64]) -> Result
         .collect()
 }
 
-pub async fn attachment_data(db: &Db, tenant_id: i64, id: i64) -> Result<Option<(i64, AttachmentInfo, Vec<u8>, Option<i64>)>> {
+pub async fn attachment_data(
+    db: &Db,
+    tenant_id: i64,
+    id: i64,
+) -> Result<Option<(i64, AttachmentInfo, Vec<u8>, Option<i64>)>> {
     let Some(r) = db
         .fetch_optional(
             &Sql::new(

@@ -20,7 +20,10 @@ fn new_env<'s>() -> Environment<'s> {
 
 /// The template fields of a content, with their names as the API spells them.
 fn fields(c: &Content) -> Vec<(&'static str, &str)> {
-    let mut v = vec![("content.title", c.title.as_str()), ("content.body", c.body.as_str())];
+    let mut v = vec![
+        ("content.title", c.title.as_str()),
+        ("content.body", c.body.as_str()),
+    ];
     if let Some(s) = &c.sms_text {
         v.push(("content.sms_text", s));
     }
@@ -41,10 +44,16 @@ fn fields(c: &Content) -> Vec<(&'static str, &str)> {
 pub fn validate(c: &Content, declared: &[String]) -> Result<()> {
     let mut errors = Vec::new();
     if c.title.trim().is_empty() {
-        errors.push(FieldError::new("content.title", "标题不能为空 / the title is empty"));
+        errors.push(FieldError::new(
+            "content.title",
+            "标题不能为空 / the title is empty",
+        ));
     }
     if c.title.chars().count() > 300 {
-        errors.push(FieldError::new("content.title", "标题最多 300 字 / at most 300 characters"));
+        errors.push(FieldError::new(
+            "content.title",
+            "标题最多 300 字 / at most 300 characters",
+        ));
     }
     let env = new_env();
     for (field, src) in fields(c) {
@@ -72,7 +81,9 @@ pub fn validate(c: &Content, declared: &[String]) -> Result<()> {
             let line = line_of(src, &v);
             errors.push(FieldError::new(
                 field,
-                format!("第 {line} 行使用了未定义的变量 {v} / unknown variable `{v}` on line {line}"),
+                format!(
+                    "第 {line} 行使用了未定义的变量 {v} / unknown variable `{v}` on line {line}"
+                ),
             ));
         }
     }
@@ -225,7 +236,9 @@ impl Compiled {
         let body = self.render_one("body", &v);
         let body_html = markdown_html(&body);
         Rendered {
-            email_html: opt(EMAIL_HTML, "email.html").map(|h| sanitize(&h)).unwrap_or_else(|| body_html.clone()),
+            email_html: opt(EMAIL_HTML, "email.html")
+                .map(|h| sanitize(&h))
+                .unwrap_or_else(|| body_html.clone()),
             text: opt(EMAIL_TEXT, "email_text").unwrap_or_else(|| body.clone()),
             sms_text: opt(SMS, "sms"),
             im_markdown: opt(IM, "im").unwrap_or_else(|| body.clone()),
@@ -276,14 +289,22 @@ mod tests {
 
     #[test]
     fn unknown_variables_are_refused_with_their_line() {
-        let err = validate(&content("您好 {{ recipient.name }}\n\n{{ exam_room }} 考场\n{{ recipient.salary }}"), &[]).unwrap_err();
+        let err = validate(
+            &content("您好 {{ recipient.name }}\n\n{{ exam_room }} 考场\n{{ recipient.salary }}"),
+            &[],
+        )
+        .unwrap_err();
         let Error::Validation(f) = err else { panic!() };
         let msgs: Vec<_> = f.iter().map(|e| e.message.clone()).collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         assert!(msgs[0].contains("`exam_room` on line 3"), "{msgs:?}");
         assert!(msgs[1].contains("`recipient.salary` on line 4"), "{msgs:?}");
         // Declared caller variables are fine.
-        validate(&content("{{ recipient.name }} {{ exam_room }}"), &["exam_room".into()]).unwrap();
+        validate(
+            &content("{{ recipient.name }} {{ exam_room }}"),
+            &["exam_room".into()],
+        )
+        .unwrap();
     }
 
     #[test]
@@ -302,7 +323,11 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(out.title, "张三 的成绩");
-        assert!(out.body_html.contains("<strong>李四</strong>"), "{}", out.body_html);
+        assert!(
+            out.body_html.contains("<strong>李四</strong>"),
+            "{}",
+            out.body_html
+        );
         assert!(!out.body_html.contains("<script"), "{}", out.body_html);
         assert!(!out.body_html.contains("javascript:"), "{}", out.body_html);
         assert_eq!(out.sms_text.as_deref(), Some("李四: 98"));

@@ -9,16 +9,18 @@ use tokio::process::{Child, Command};
 
 pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
 
+/// (recipient, subject) per accepted message, in arrival order.
+pub type Received = Arc<Mutex<Vec<(String, String)>>>;
+
 pub struct SmtpSink {
     pub port: u16,
-    /// (recipient, subject) per accepted message, in arrival order.
-    pub received: Arc<Mutex<Vec<(String, String)>>>,
+    pub received: Received,
     child: Child,
 }
 
 impl SmtpSink {
     /// Starts on a free port, or on `port` when given (to come back after a stop).
-    pub async fn start(port: Option<u16>, received: Option<Arc<Mutex<Vec<(String, String)>>>>) -> SmtpSink {
+    pub async fn start(port: Option<u16>, received: Option<Received>) -> SmtpSink {
         let mut child = Command::new("python3")
             .arg(SCRIPT)
             .args(["--port", &port.unwrap_or(0).to_string()])
@@ -42,7 +44,9 @@ impl SmtpSink {
                     }
                 } else if let Some(rest) = line.strip_prefix("MSG ") {
                     let (to, subject) = rest.split_once(' ').unwrap_or((rest, ""));
-                    sink.lock().unwrap().push((to.to_string(), subject.to_string()));
+                    sink.lock()
+                        .unwrap()
+                        .push((to.to_string(), subject.to_string()));
                 }
             }
         });
@@ -50,7 +54,11 @@ impl SmtpSink {
             .await
             .expect("SMTP sink did not start")
             .expect("SMTP sink exited");
-        SmtpSink { port, received, child }
+        SmtpSink {
+            port,
+            received,
+            child,
+        }
     }
 
     pub fn count(&self) -> usize {
@@ -66,7 +74,7 @@ impl SmtpSink {
         self.count()
     }
 
-    pub async fn stop(mut self) -> Arc<Mutex<Vec<(String, String)>>> {
+    pub async fn stop(mut self) -> Received {
         let _ = self.child.kill().await;
         let _ = self.child.wait().await;
         self.received.clone()
