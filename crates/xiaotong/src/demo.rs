@@ -553,7 +553,8 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
         false,
     )
     .await?;
-    let _ = (admin, academic);
+    let n_messages = seed_messages(app, school.id, academic, first_class, &mut rng).await?;
+    let _ = admin;
     out.push_str(&format!(
         "  {} (tenant school): {} students in {} classes, {} staff and teachers, {} parents\n",
         school.name,
@@ -561,6 +562,10 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
         c.classes,
         c.staff + 5,
         c.parents + 1
+    ));
+
+    out.push_str(&format!(
+        "  message center: {n_messages} published notices with read receipts, 3 templates\n"
     ));
 
     // The training centre.
@@ -747,4 +752,131 @@ pub async fn seed_mail_audience(app: &App, n: usize) -> anyhow::Result<i64> {
     store::insert_people(&mut tx, tenant.id, &people).await?;
     tx.commit().await?;
     Ok(tenant.id)
+}
+
+/// A few weeks of notices for the school, read by most of their recipients,
+/// so history, delivery views and inboxes show something real.
+async fn seed_messages(
+    app: &App,
+    tenant_id: i64,
+    sender: i64,
+    class_id: Option<i64>,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<usize> {
+    use crate::messaging::model::{Content, Priority, TemplateInput};
+    use crate::messaging::{audience, store as mstore};
+    let actor = Actor {
+        tenant_id,
+        person_id: Some(sender),
+        name: Some("吴教务".into()),
+        ..Actor::default()
+    };
+    let templates = [
+        ("exam_schedule", "期末考试安排", "exam", vec!["exam_date", "exam_room"],
+         "{{ student.name }} 期末考试安排",
+         "{{ recipient.name }} 您好：\n\n**{{ student.name }}**（{{ student.class }}）的期末考试于 {{ exam_date }} 开始，考场 {{ exam_room }}。请携带学生证和准考证，提前 15 分钟到场。"),
+        ("parent_meeting", "家长会通知", "notice", vec!["meeting_time", "place"],
+         "家长会通知",
+         "尊敬的 {{ recipient.name }}：\n\n本学期家长会定于 {{ meeting_time }} 在 {{ place }} 举行，届时将介绍 {{ student.name }} 的在校表现，敬请准时参加。"),
+        ("holiday", "放假安排", "announcement", vec!["start", "end"],
+         "放假安排",
+         "各位师生、家长：\n\n根据校历，{{ start }} 至 {{ end }} 放假，请同学们注意假期安全，按时返校。"),
+    ];
+    let mut tx = app.db.begin().await?;
+    for (code, name, kind, vars, title, body) in &templates {
+        let input = TemplateInput {
+            code: code.to_string(),
+            name: name.to_string(),
+            kind: Some(kind.to_string()),
+            content: Content {
+                title: title.to_string(),
+                body: body.to_string(),
+                ..Default::default()
+            },
+            variables: vars.iter().map(|v| v.to_string()).collect(),
+        };
+        mstore::save_template(&mut tx, tenant_id, None, &input, kind, Some(sender)).await?;
+    }
+    tx.commit().await?;
+    let class_rule =
+        |who: &str| serde_json::json!({"type": "class", "value": class_id, "who": who});
+    let samples: Vec<(&str, serde_json::Value, serde_json::Value, i64, f64)> = vec![
+        (
+            "holiday",
+            serde_json::json!({"start": "10月1日", "end": "10月7日"}),
+            serde_json::json!({"include": [{"type": "all"}]}),
+            50,
+            0.86,
+        ),
+        (
+            "parent_meeting",
+            serde_json::json!({"meeting_time": "11月8日 14:30", "place": "学术报告厅"}),
+            serde_json::json!({"include": [class_rule("parents")]}),
+            20,
+            0.74,
+        ),
+        (
+            "exam_schedule",
+            serde_json::json!({"exam_date": "1月12日", "exam_room": "实训楼 A301"}),
+            serde_json::json!({"include": [{"type": "kind", "value": "student"}], "exclude": []}),
+            6,
+            0.61,
+        ),
+        (
+            "exam_schedule",
+            serde_json::json!({"exam_date": "1月12日", "exam_room": "实训楼 A301"}),
+            serde_json::json!({"include": [class_rule("both")]}),
+            2,
+            0.35,
+        ),
+    ];
+    let day = 24 * 3600 * 1000;
+    let now = crate::db::now_ms();
+    let mut count = 0;
+    for (template, vars, aud, days_ago, read_share) in samples {
+        let mut tx = app.db.begin().await?;
+        let notice = crate::messaging::Notify {
+            template: template.into(),
+            audience: serde_json::from_value(aud)?,
+            vars,
+            priority: Priority::Normal,
+            channels: vec!["inapp".into()],
+            source: "compose".into(),
+        };
+        let id = crate::messaging::notify(&mut tx, tenant_id, &actor, &notice).await?;
+        let at = now - days_ago * day;
+        tx.execute(
+            &Sql::new(
+                "UPDATE messages SET created_at = ?, updated_at = ?, published_at = ? WHERE id = ?",
+            )
+            .bind(at - 3_600_000)
+            .bind(at)
+            .bind(at)
+            .bind(id),
+        )
+        .await?;
+        // The inbox entries the fan-out would write, with most of them read.
+        let stored = mstore::message(&mut mstore::Exec::Tx(&mut tx), tenant_id, id)
+            .await?
+            .context("message")?;
+        let recipients =
+            audience::resolve(&mut mstore::Exec::Tx(&mut tx), tenant_id, &stored.audience).await?;
+        mstore::insert_inbox(&mut tx, tenant_id, id, &recipients).await?;
+        let read: Vec<i64> = recipients
+            .iter()
+            .filter(|_| rng.gen_bool(read_share))
+            .map(|r| r.person_id)
+            .collect();
+        for chunk in read.chunks(500) {
+            let mut q = Sql::new("UPDATE inbox SET created_at = ?, read_at = ? WHERE message_id = ? AND person_id IN ")
+                .bind(at)
+                .bind(at + rng.gen_range(600_000..2 * day))
+                .bind(id);
+            q.push_in(chunk.iter().copied());
+            tx.execute(&q).await?;
+        }
+        tx.commit().await?;
+        count += 1;
+    }
+    Ok(count)
 }
