@@ -782,3 +782,183 @@ async fn smtp_outage(url: String) {
     sink.stop().await;
 }
 on_all_backends!(smtp_outage_then_delivered, smtp_outage);
+
+/// Scheduling, fallbacks, personal preferences and quiet hours, resending.
+async fn delivery_options(url: String) {
+    let sink = SmtpSink::start(None, None).await;
+    let s = TestServer::start(&url, true).await;
+    let admin = s.login("school", "admin").await;
+    let student = s.login("school", "student").await;
+    let class_id = zhang_class(&admin).await;
+    give_emails(&s, class_id).await;
+    smtp_channel(&admin, sink.port).await;
+    // No WeCom account → e-mail instead.
+    let r = admin
+        .send(
+            Method::PUT,
+            "/api/v1/messaging/settings",
+            Some(json!({"quiet_start": null, "quiet_end": null, "fallbacks": {"wecom": "email"}, "urgent_sms": false,
+                "max_attachment_bytes": 1000000})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // 张三 wants no e-mail for notices, and has quiet hours all day long
+    // (for other message types).
+    let zhang = student.me["id"].as_i64().unwrap();
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let start = now - chrono::Duration::minutes(30);
+    let end = now + chrono::Duration::minutes(90);
+    let r = student
+        .send(
+            Method::PUT,
+            "/api/v1/me/preferences",
+            Some(
+                json!({"channels": {"notice": []}, "quiet_start": start.format("%H:%M").to_string(),
+                "quiet_end": end.format("%H:%M").to_string()}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    problem(
+        student
+            .send(
+                Method::PUT,
+                "/api/v1/me/preferences",
+                Some(json!({"channels": {}, "quiet_start": "25:00", "quiet_end": "07:00"})),
+            )
+            .await,
+        422,
+    )
+    .await;
+
+    // Scheduled two seconds ahead.
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let msg: Value = admin
+        .post(
+            "/api/v1/messages",
+            json!({"content": {"title": "运动会", "body": "周三运动会"}, "kind": "notice",
+            "channels": ["inapp", "wecom"], "publish_at": at,
+            "audience": {"include": [{"type": "class", "value": class_id}]}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mid = msg["id"].as_i64().unwrap();
+    let r: Value = admin
+        .post(&format!("/api/v1/messages/{mid}/publish"), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "scheduled");
+    assert!(student.get_json("/api/v1/inbox").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["message_id"] != mid));
+    wait_until(
+        "the scheduled message published",
+        Duration::from_secs(20),
+        || async {
+            admin.get_json(&format!("/api/v1/messages/{mid}")).await["state"] == "published"
+        },
+    )
+    .await;
+    wait_until("the inbox entry", Duration::from_secs(10), || async {
+        student.get_json("/api/v1/inbox").await["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["message_id"] == mid)
+    })
+    .await;
+    let students = count(
+        &s.app,
+        Sql::new("SELECT COUNT(*) AS n FROM people WHERE class_id = ? AND active = 1")
+            .bind(class_id),
+    )
+    .await as usize;
+    // Everyone but 张三 (who declined e-mail for notices) gets the fallback e-mail.
+    assert_eq!(
+        sink.wait_for(students - 1, Duration::from_secs(30)).await,
+        students - 1
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), students - 1);
+    let fallbacks = count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ? AND channel = 'email' AND fallback_from = 'wecom'").bind(mid)).await;
+    assert_eq!(fallbacks as usize, students - 1);
+    assert!(!sink
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(to, _)| to == &format!("p{zhang}@school.test")));
+
+    // An exam schedule is not a notice: 张三 gets it, but only after his quiet hours.
+    let msg: Value = admin
+        .post("/api/v1/messages", json!({"content": {"title": "补考", "body": "补考安排"}, "kind": "exam",
+            "channels": ["inapp", "email"], "audience": {"include": [{"type": "person", "value": zhang}]}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let exam = msg["id"].as_i64().unwrap();
+    admin
+        .post(&format!("/api/v1/messages/{exam}/publish"), json!({}))
+        .await;
+    wait_until("the held delivery", Duration::from_secs(10), || async {
+        count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ? AND state = 'pending' AND next_at > ?")
+            .bind(exam).bind(chrono::Utc::now().timestamp_millis() + 3_600_000)).await == 1
+    })
+    .await;
+    // Urgent messages ignore quiet hours.
+    let msg: Value = admin
+        .post("/api/v1/messages", json!({"content": {"title": "紧急停课", "body": "台风停课"}, "kind": "exam", "priority": "urgent",
+            "channels": ["inapp", "email"], "audience": {"include": [{"type": "person", "value": zhang}]}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let urgent = msg["id"].as_i64().unwrap();
+    let before = sink.count();
+    admin
+        .post(&format!("/api/v1/messages/{urgent}/publish"), json!({}))
+        .await;
+    assert_eq!(
+        sink.wait_for(before + 1, Duration::from_secs(20)).await,
+        before + 1
+    );
+    assert_eq!(sink.received.lock().unwrap().last().unwrap().1, "紧急停课");
+
+    // Resend to those who have not read the first notice: e-mail again.
+    let before = sink.count();
+    let r: Value = admin
+        .post(
+            &format!("/api/v1/messages/{mid}/resend"),
+            json!({"to": "unread"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["deliveries"].as_u64().unwrap() as usize, students - 1);
+    assert_eq!(
+        sink.wait_for(before + students - 1, Duration::from_secs(30))
+            .await,
+        before + students - 1
+    );
+    problem(
+        admin
+            .post(
+                &format!("/api/v1/messages/{mid}/resend"),
+                json!({"to": "everyone"}),
+            )
+            .await,
+        422,
+    )
+    .await;
+    s.stop().await;
+    sink.stop().await;
+}
+on_all_backends!(delivery_options_work, delivery_options);
