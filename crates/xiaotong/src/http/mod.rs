@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 #[openapi(
     info(
         title = "Xiaotong API",
-        description = "校通: directory, log-in, roles, audit trail and job queue. Errors are RFC 9457 problem+json."
+        description = "校通: directory, log-in, roles, audit trail, job queue and message center. Errors are RFC 9457 problem+json."
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError))
 )]
