@@ -98,6 +98,13 @@ test('compose → publish → the parent sees it live and reads it → the sende
     // E-mail too: the demo people have no addresses, so the delivery view
     // lists them as not delivered, with the reason.
     await admin.getByTestId('compose-channel-email').click()
+    // An attachment goes with it.
+    await admin.getByTestId('compose-file').setInputFiles({
+      name: '家长会议程.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('15:00 开场\n15:30 班主任发言\n'),
+    })
+    await admin.getByTestId('compose-attachment').filter({ hasText: '家长会议程.txt' }).waitFor()
     await admin.getByTestId('compose-preview').click()
     await admin.getByTestId('compose-preview-box').waitFor()
     await shot(admin, 'desktop-compose')
@@ -119,6 +126,10 @@ test('compose → publish → the parent sees it live and reads it → the sende
     await body.waitFor()
     assert.match(await body.innerText(), /张建国，您好/)
     assert.equal(await body.locator('strong').innerText(), '3 点')
+    const att = parent.getByTestId('inbox-detail').locator('a', { hasText: '家长会议程.txt' })
+    const href = await att.getAttribute('href')
+    const got = await parent.evaluate(async (u) => (await fetch(u)).text(), href)
+    assert.match(got, /班主任发言/)
     await parent.getByTestId('inbox-confirm').click()
     await parent.getByTestId('inbox-confirmed').waitFor()
     await shot(parent, 'desktop-inbox-detail')
@@ -184,6 +195,15 @@ test('a template with an unknown variable is refused with its line', async () =>
     await page.getByTestId('template-versions').locator('.el-table__row').first().waitFor()
     await page.getByTestId('template-preview-title').waitFor()
     await shot(page, 'desktop-template')
+
+    // Compose from it: the caller variable is asked for, the preview fills it in.
+    await page.getByTestId('nav-compose').click()
+    await page.getByTestId('compose-mode-template').click()
+    await page.getByTestId('compose-template').click()
+    await page.locator('.el-select-dropdown__item:visible', { hasText: 'E2E 考试通知' }).first().click()
+    await page.getByTestId('compose-var-exam_room').fill('实训楼 301')
+    await page.getByTestId('compose-preview').click()
+    await page.getByTestId('compose-preview-box').getByText('实训楼 301').waitFor()
   } finally {
     await page.context().close()
   }
