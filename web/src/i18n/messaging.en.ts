@@ -138,6 +138,7 @@ const messagingEn = {
       withdrawn: 'Withdrawn',
     },
     failures: 'Not delivered ({n})',
+    firstN: '(the first {n} shown)',
     channel: 'Channel',
     attempts: 'Attempts',
     providerSaid: 'What the provider said',

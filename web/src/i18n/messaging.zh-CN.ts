@@ -140,6 +140,7 @@ const messagingZh: MessagingMessages = {
       withdrawn: '已撤回',
     },
     failures: '未送达（{n}）',
+    firstN: '（显示前 {n} 条）',
     channel: '渠道',
     attempts: '尝试次数',
     providerSaid: '服务商返回',

@@ -58,13 +58,21 @@ export const useInbox = defineStore('inbox', () => {
     }
   }
 
+  // The stream tells of arrivals only; reads on another device or tab show
+  // when this one comes back into view.
+  function onVisible() {
+    if (document.visibilityState === 'visible') refresh()
+  }
+
   function start() {
     wanted = true
     open()
+    document.addEventListener('visibilitychange', onVisible)
   }
 
   function stop() {
     wanted = false
+    document.removeEventListener('visibilitychange', onVisible)
     clearTimeout(retry)
     source?.close()
     source = null
