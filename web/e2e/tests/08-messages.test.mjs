@@ -209,6 +209,23 @@ test('a template with an unknown variable is refused with its line', async () =>
   }
 })
 
+test('compose: what is missing is said beside the field', async () => {
+  const page = await newPage(browser)
+  try {
+    await login(page, 'school', 'admin')
+    await page.getByTestId('nav-compose').click()
+    await page.getByTestId('compose-publish').click()
+    const titleError = page.locator('.el-form-item.is-error', { has: page.getByTestId('compose-title') }).locator('.el-form-item__error')
+    await titleError.waitFor()
+    assert.equal((await titleError.innerText()).trim(), '请填写标题')
+    const ruleError = page.getByTestId('audience-include-rule').first().locator('.rule-error')
+    assert.equal((await ruleError.innerText()).trim(), '请选择班级')
+    await shot(page, 'desktop-compose-errors')
+  } finally {
+    await page.context().close()
+  }
+})
+
 test('a teacher may address only own classes', async () => {
   const page = await newPage(browser)
   try {

@@ -63,6 +63,7 @@ const messagingEn = {
       tag: 'Tag',
     },
     searchPeople: 'Type a name, number or phone',
+    needsValue: 'Choose at least one: {type}',
     pick: 'Choose',
     everyone: 'Everyone in the institution',
     who: 'Who',

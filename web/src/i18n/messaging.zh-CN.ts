@@ -65,6 +65,7 @@ const messagingZh: MessagingMessages = {
       tag: '标签',
     },
     searchPeople: '输入姓名、学号或手机号',
+    needsValue: '请选择{type}',
     pick: '请选择',
     everyone: '本机构全体人员',
     who: '对象',
