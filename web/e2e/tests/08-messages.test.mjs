@@ -3,6 +3,7 @@
 // badge on a phone.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import { launch, login, newPage, shot } from '../lib.mjs'
 
 const CLASS = '2024级软件技术1班' // 张三's class; 张建国 is his parent
@@ -147,6 +148,13 @@ test('compose → publish → the parent sees it live and reads it → the sende
     await admin.getByTestId('chart-channels').locator('canvas').first().waitFor()
     await admin.getByTestId('failures-table').getByText('no email address').first().waitFor()
     await shot(admin, 'desktop-delivery', { fullPage: true })
+    // The recipient list exports as XLSX.
+    const download = admin.waitForEvent('download')
+    await admin.getByTestId('export-xlsx').click()
+    const file = await download
+    assert.match(file.suggestedFilename(), /\.xlsx$/)
+    const bytes = fs.readFileSync(await file.path())
+    assert.equal(bytes.subarray(0, 2).toString(), 'PK', 'an XLSX (zip) file')
 
     // The history lists it with its read count.
     await admin.getByTestId('nav-messages').click()
