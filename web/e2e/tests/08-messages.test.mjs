@@ -296,6 +296,9 @@ test('phone: the inbox badge goes up live', async () => {
     await parent.keyboard.press('Escape')
     const width = await parent.evaluate(() => document.documentElement.scrollWidth)
     assert.ok(width <= 390, `inbox is ${width}px wide`)
+    // The link a template gets as {{ message.url }} opens the message.
+    await parent.goto(`/inbox?message=${draft.body.id}`)
+    await parent.getByTestId('inbox-body').getByText('返校').waitFor()
   } finally {
     await admin.context().close()
     await parent.context().close()
