@@ -338,8 +338,12 @@ test('preferences: channels per message type and quiet hours are kept', async ()
   try {
     await login(page, 'school', 'parent')
     await page.getByTestId('nav-preferences').click()
-    await page.getByTestId('prefs-custom-notice').click()
-    await page.getByTestId('prefs-notice-sms').click() // off
+    await page.getByTestId('prefs-type-notice').waitFor()
+    await page.waitForLoadState('networkidle')
+    // Notices: my own choice, everything but SMS.
+    if (!(await page.getByTestId('prefs-notice-sms').isVisible())) await page.getByTestId('prefs-custom-notice').click()
+    const sms = page.getByTestId('prefs-notice-sms')
+    if (await sms.locator('input').isChecked()) await sms.click()
     await page.getByTestId('prefs-quiet-start').click()
     await page.locator('.el-select-dropdown:visible .el-select-dropdown__item', { hasText: /^22:00$/ }).last().click()
     await page.waitForTimeout(300)
