@@ -148,6 +148,17 @@ test('compose → publish → the parent sees it live and reads it → the sende
     await admin.getByTestId('chart-channels').locator('canvas').first().waitFor()
     await admin.getByTestId('failures-table').getByText('no email address').first().waitFor()
     await shot(admin, 'desktop-delivery', { fullPage: true })
+    // 张建国's timeline: the message arrived, was read and confirmed.
+    await rows.filter({ hasText: '张建国' }).click()
+    const timeline = admin.getByTestId('timeline')
+    await timeline.getByTestId('timeline-event').filter({ hasText: title }).first().waitFor()
+    const events = await timeline.getByTestId('timeline-event').filter({ hasText: title }).allInnerTexts()
+    for (const want of ['已入收件箱', '已读', '已确认']) {
+      assert.ok(events.some((e) => e.includes(want)), `${want} in ${events.join(' | ')}`)
+    }
+    await shot(admin, 'desktop-recipient-timeline')
+    await admin.keyboard.press('Escape')
+    await timeline.waitFor({ state: 'hidden' })
     // The recipient list exports as XLSX.
     const download = admin.waitForEvent('download')
     await admin.getByTestId('export-xlsx').click()

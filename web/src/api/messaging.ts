@@ -134,6 +134,15 @@ export interface RecipientRow {
   channels: Record<string, string>
 }
 
+export interface TimelineEvent {
+  at: string
+  message_id: number
+  title: string
+  /** inbox, read, confirmed, or `<channel>:<state>`. */
+  event: string
+  detail: string | null
+}
+
 export interface InboxItem {
   id: number
   message_id: number

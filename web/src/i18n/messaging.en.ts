@@ -143,6 +143,8 @@ const messagingEn = {
     channel: 'Channel',
     attempts: 'Attempts',
     providerSaid: 'What the provider said',
+    timeline: 'Messages to {name}',
+    timelineHint: 'Click a recipient for every message they got and what became of it.',
     recipientsTitle: 'Recipients',
     via: 'Via',
     parentOf: 'parent of {name}',

@@ -145,6 +145,8 @@ const messagingZh: MessagingMessages = {
     channel: '渠道',
     attempts: '尝试次数',
     providerSaid: '服务商返回',
+    timeline: '{name} 的消息记录',
+    timelineHint: '点击接收人，查看其收到的全部消息及送达情况。',
     recipientsTitle: '接收人',
     via: '关联',
     parentOf: '{name}的家长',
