@@ -12,9 +12,14 @@ export const PASSWORD = 'Demo@2026'
 export const DESKTOP = { width: 1366, height: 860 }
 export const PHONE = { width: 390, height: 844 }
 
-/** Every navigation entry of the app, with the permission it needs. */
+/** Every navigation entry of the app, with the permission it needs (any of a list). */
 export const NAV = {
   home: null,
+  inbox: null,
+  compose: 'messages.send',
+  messages: ['messages.send', 'messages.read'],
+  templates: 'messages.manage',
+  channels: 'messages.manage',
   people: 'people.read',
   import: 'import.run',
   roles: 'roles.read',
@@ -23,7 +28,14 @@ export const NAV = {
   jobs: 'jobs.read',
   tenants: 'tenants.manage',
   'api-docs': null,
+  preferences: null,
   profile: null,
+}
+
+/** Whether a user with `permissions` sees a navigation entry needing `perm`. */
+export function allowed(perm, permissions) {
+  if (perm === null) return true
+  return (Array.isArray(perm) ? perm : [perm]).some((p) => permissions.includes(p))
 }
 
 export async function launch() {

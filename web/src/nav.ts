@@ -1,17 +1,40 @@
 import type { Component } from 'vue'
-import { Document, House, OfficeBuilding, Key, List, Lock, Tickets, Upload, User, UserFilled } from '@element-plus/icons-vue'
+import {
+  Bell,
+  ChatLineSquare,
+  Connection,
+  Document,
+  EditPen,
+  Files,
+  House,
+  Key,
+  List,
+  Lock,
+  OfficeBuilding,
+  Setting,
+  Tickets,
+  Upload,
+  User,
+  UserFilled,
+} from '@element-plus/icons-vue'
 
 export interface NavItem {
   name: string
   path: string
   label: string
   icon: Component
+  /** A permission, or several separated by `|` (any of them). */
   permission?: string
 }
 
 /** Side navigation; each entry is shown only with its permission. */
 export const NAV: NavItem[] = [
   { name: 'home', path: '/', label: 'nav.home', icon: House },
+  { name: 'inbox', path: '/inbox', label: 'nav.inbox', icon: Bell },
+  { name: 'compose', path: '/messages/new', label: 'nav.compose', icon: EditPen, permission: 'messages.send' },
+  { name: 'messages', path: '/messages', label: 'nav.messages', icon: ChatLineSquare, permission: 'messages.send|messages.read' },
+  { name: 'templates', path: '/templates', label: 'nav.templates', icon: Files, permission: 'messages.manage' },
+  { name: 'channels', path: '/channels', label: 'nav.channels', icon: Connection, permission: 'messages.manage' },
   { name: 'people', path: '/people', label: 'nav.people', icon: UserFilled, permission: 'people.read' },
   { name: 'import', path: '/import', label: 'nav.import', icon: Upload, permission: 'import.run' },
   { name: 'roles', path: '/roles', label: 'nav.roles', icon: Lock, permission: 'roles.read' },
@@ -20,5 +43,6 @@ export const NAV: NavItem[] = [
   { name: 'jobs', path: '/jobs', label: 'nav.jobs', icon: List, permission: 'jobs.read' },
   { name: 'tenants', path: '/tenants', label: 'nav.tenants', icon: OfficeBuilding, permission: 'tenants.manage' },
   { name: 'api-docs', path: '/api-docs', label: 'nav.apiDocs', icon: Document },
+  { name: 'preferences', path: '/preferences', label: 'nav.preferences', icon: Setting },
   { name: 'profile', path: '/profile', label: 'nav.profile', icon: User },
 ]

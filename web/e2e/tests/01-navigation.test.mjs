@@ -1,11 +1,11 @@
 // Logs in as each demo role and checks the navigation it should and should not see.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { NAV, launch, login, me, navNames, newPage, shot } from '../lib.mjs'
+import { NAV, allowed, launch, login, me, navNames, newPage, shot } from '../lib.mjs'
 
 const GATED = ['people', 'import', 'roles', 'audit', 'tokens', 'jobs']
 const PLATFORM = ['tenants']
-const ALWAYS = ['home', 'api-docs', 'profile']
+const ALWAYS = ['home', 'inbox', 'api-docs', 'preferences', 'profile']
 
 // What each demo log-in must and must not see, beyond "navigation matches
 // the permissions the server reports".
@@ -41,7 +41,7 @@ for (const role of ROLES) {
       for (const n of role.hide) assert.ok(!shown.includes(n), `${role.label} should not see ${n}; saw ${shown}`)
       // The menu is exactly what the permissions allow.
       const expected = Object.entries(NAV)
-        .filter(([, perm]) => perm === null || m.permissions.includes(perm))
+        .filter(([, perm]) => allowed(perm, m.permissions))
         .map(([name]) => name)
       assert.deepEqual([...shown].sort(), [...expected].sort(), `${role.label}: menu vs permissions ${m.permissions}`)
       if (role.tenant === 'school' && role.login === 'parent') {

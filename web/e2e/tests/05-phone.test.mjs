@@ -47,7 +47,9 @@ test('360 px wide: no page is wider than the screen', async () => {
   const page = await context.newPage()
   try {
     await login(page, 'school', 'admin')
-    for (const path of ['/', '/people', '/import', '/roles', '/audit', '/tokens', '/jobs', '/profile']) {
+    const pages = ['/', '/people', '/import', '/roles', '/audit', '/tokens', '/jobs', '/profile']
+    pages.push('/inbox', '/messages', '/messages/new', '/templates', '/templates/new', '/channels', '/preferences')
+    for (const path of pages) {
       await page.goto(path)
       await page.locator('.page').first().waitFor()
       await page.waitForLoadState('networkidle')

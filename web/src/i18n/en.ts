@@ -1,4 +1,5 @@
 // English UI strings. Keep the keys in step with zh-CN.ts (type-checked).
+import messagingEn from './messaging.en'
 const en = {
   app: { name: 'Xiaotong', tagline: 'One platform for vocational schools and training centres' },
   common: {
@@ -54,6 +55,12 @@ const en = {
     tenants: 'Institutions',
     apiDocs: 'API docs',
     profile: 'My profile',
+    inbox: 'Inbox',
+    compose: 'Compose',
+    messages: 'Sent messages',
+    templates: 'Templates',
+    channels: 'Channels',
+    preferences: 'Message preferences',
   },
   header: {
     language: 'Language',
@@ -212,6 +219,9 @@ const en = {
     tokens_manage: 'Manage API tokens',
     jobs_read: 'View jobs',
     tenants_manage: 'Manage institutions',
+    messages_send: 'Send messages',
+    messages_read: 'Read all messages and delivery',
+    messages_manage: 'Manage templates and channels',
   },
   audit: {
     title: 'Audit trail',
@@ -317,6 +327,7 @@ const en = {
   },
   notFound: { title: 'Page not found', back: 'Back to home' },
   forbidden: 'You do not have permission to open this page.',
+  ...messagingEn,
 }
 
 export default en

@@ -1,5 +1,6 @@
 // 简体中文界面文字。键与 en.ts 一致（由类型检查保证）。
 import type { Messages } from './en'
+import messagingZh from './messaging.zh-CN'
 
 const zhCN: Messages = {
   app: { name: '校通', tagline: '职业院校与培训机构的一体化平台' },
@@ -56,6 +57,12 @@ const zhCN: Messages = {
     tenants: '机构管理',
     apiDocs: 'API 文档',
     profile: '个人资料',
+    inbox: '收件箱',
+    compose: '写消息',
+    messages: '发送记录',
+    templates: '消息模板',
+    channels: '渠道设置',
+    preferences: '消息偏好',
   },
   header: {
     language: '语言',
@@ -214,6 +221,9 @@ const zhCN: Messages = {
     tokens_manage: '管理 API 令牌',
     jobs_read: '查看后台任务',
     tenants_manage: '管理机构',
+    messages_send: '发送消息',
+    messages_read: '查看全部消息及送达情况',
+    messages_manage: '管理模板与渠道',
   },
   audit: {
     title: '审计日志',
@@ -319,6 +329,7 @@ const zhCN: Messages = {
   },
   notFound: { title: '页面不存在', back: '返回首页' },
   forbidden: '你没有权限打开此页面。',
+  ...messagingZh,
 }
 
 export default zhCN

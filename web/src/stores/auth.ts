@@ -14,7 +14,8 @@ export const useAuth = defineStore('auth', () => {
     if (!permission) return true
     const m = me.value
     if (!m) return false
-    return m.permissions.includes(permission)
+    // `a|b`: any of them.
+    return permission.split('|').some((x) => m.permissions.includes(x))
   }
 
   async function fetchMe(): Promise<Me | null> {

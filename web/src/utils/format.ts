@@ -28,5 +28,10 @@ export function bilingual(s: string | null | undefined): string {
   if (!s) return ''
   const i = s.indexOf(' / ')
   if (i < 0) return s
-  return currentLocale() === 'en' ? s.slice(i + 3).trim() : s.slice(0, i).trim()
+  let zh = s.slice(0, i).trim()
+  let en = s.slice(i + 3).trim()
+  // Some server messages come the other way round ("English / 中文").
+  const cjk = /[\u3400-\u9fff]/
+  if (!cjk.test(zh) && cjk.test(en)) [zh, en] = [en, zh]
+  return currentLocale() === 'en' ? en : zh
 }
