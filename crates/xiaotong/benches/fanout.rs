@@ -122,9 +122,17 @@ async fn run(backend: &str) -> Option<String> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("XIAOTONG_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     eprintln!("machine: {}", common::machine());
     let mut lines = vec![];
+    // XIAOTONG_BENCH_DB=sqlite|postgres runs one of them.
+    let only = std::env::var("XIAOTONG_BENCH_DB").ok();
     for backend in ["sqlite", "postgres"] {
+        if only.as_deref().is_some_and(|o| o != backend) {
+            continue;
+        }
         match run(backend).await {
             Some(l) => {
                 println!("{l}");

@@ -112,7 +112,7 @@ impl Db {
                 if backend == Backend::MySql {
                     opts = opts.after_connect(|conn, _| {
                         Box::pin(async move {
-                            conn.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ANSI_QUOTES'; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                            conn.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ANSI_QUOTES'; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET SESSION group_concat_max_len = 1073741824")
                                 .await?;
                             Ok(())
                         })

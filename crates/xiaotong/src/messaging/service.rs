@@ -441,7 +441,9 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
             .await?;
         }
         None => {
+            let started = std::time::Instant::now();
             publish_now(&mut tx, &row, allow_empty).await?;
+            tracing::debug!(message = id, ms = started.elapsed().as_secs_f64() * 1000.0, "published");
             audit::append(
                 &mut tx,
                 &actor,
@@ -450,13 +452,18 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
             .await?;
         }
     }
+    let started = std::time::Instant::now();
     tx.commit().await?;
-    get_message(app, p, id).await
+    let view = get_message(app, p, id).await;
+    tracing::debug!(message = id, ms = started.elapsed().as_secs_f64() * 1000.0, "publish committed and read back");
+    view
 }
 
 /// Freezes the audience and writes the fan-out jobs, inside `tx`.
 async fn publish_now(tx: &mut Tx, row: &MessageRow, allow_empty: bool) -> Result<i64> {
+    let started = std::time::Instant::now();
     let recipients = audience::resolve(&mut Exec::Tx(tx), row.tenant_id, &row.audience).await?;
+    tracing::debug!(message = row.id, recipients = recipients.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "audience resolved");
     if recipients.is_empty() && !allow_empty {
         return Err(Error::validation(
             "audience",

@@ -14,6 +14,12 @@ pub enum Exec<'a> {
 }
 
 impl Exec<'_> {
+    pub fn backend(&self) -> crate::db::Backend {
+        match self {
+            Exec::Db(db) => db.backend(),
+            Exec::Tx(tx) => tx.backend(),
+        }
+    }
     pub async fn fetch_all(&mut self, sql: &Sql) -> Result<Vec<AnyRow>> {
         match self {
             Exec::Db(db) => db.fetch_all(sql).await,
