@@ -60,6 +60,15 @@ impl Default for RunnerConfig {
     }
 }
 
+/// Wakes this process's idle runners at once: for work enqueued by a
+/// request that wants it started now (other processes find it at their
+/// next poll).
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+pub fn wake() {
+    WAKE.notify_waiters();
+}
+
 /// Delay before attempt `attempts + 1`: exponential from 2 s, capped at one
 /// hour, with full jitter over its upper half so retries spread out.
 pub fn backoff(attempts: i64) -> Duration {
@@ -147,6 +156,7 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(cfg.idle_poll) => continue,
+                _ = WAKE.notified() => continue,
             }
         }
         for job in jobs {

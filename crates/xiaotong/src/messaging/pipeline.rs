@@ -239,18 +239,25 @@ async fn fanout(app: &App, job: &Job) -> anyhow::Result<()> {
         .to_vec();
     let ids: Vec<i64> = chunk.iter().map(|r| r.person_id).collect();
 
+    // Inbox entries first, in their own short transaction, so they are
+    // readable before the deliveries are planned; both writes skip rows
+    // that exist, so a repeat after a crash changes nothing. Withdrawn
+    // messages still show in inboxes, marked withdrawn.
+    if (msg.state == "published" || msg.state == "withdrawn")
+        && msg.channels.iter().any(|c| c == "inapp")
+    {
+        let mut tx = app.db.begin().await?;
+        store::insert_inbox(&mut tx, tenant_id, message_id, &chunk).await?;
+        tx.commit().await?;
+        app.messaging.live.wake();
+    }
+
     let mut deliveries: Vec<NewDelivery> = Vec::new();
     if msg.state == "published" {
         plan_deliveries(app, &msg, &ids, start == 0, &mut deliveries).await?;
     }
 
     let mut tx = app.db.begin().await?;
-    if msg.state == "published" || msg.state == "withdrawn" {
-        // Withdrawn messages still show in inboxes, marked withdrawn.
-        if msg.channels.iter().any(|c| c == "inapp") {
-            store::insert_inbox(&mut tx, tenant_id, message_id, &chunk).await?;
-        }
-    }
     store::insert_deliveries(&mut tx, tenant_id, message_id, &deliveries).await?;
     jobs::enqueue_many(&mut tx, &send_jobs(tenant_id, message_id, &deliveries)).await?;
     if !jobs::complete_in(&mut tx, job).await? {
@@ -258,7 +265,6 @@ async fn fanout(app: &App, job: &Job) -> anyhow::Result<()> {
         anyhow::bail!("lease lost");
     }
     tx.commit().await?;
-    app.messaging.live.wake();
     Ok(())
 }
 

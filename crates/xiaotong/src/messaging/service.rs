@@ -454,6 +454,7 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
     }
     let started = std::time::Instant::now();
     tx.commit().await?;
+    jobs::service::wake();
     let view = get_message(app, p, id).await;
     tracing::debug!(message = id, ms = started.elapsed().as_secs_f64() * 1000.0, "publish committed and read back");
     view
