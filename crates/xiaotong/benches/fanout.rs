@@ -123,7 +123,10 @@ async fn run(backend: &str) -> Option<String> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("XIAOTONG_LOG") {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
     eprintln!("machine: {}", common::machine());
     let mut lines = vec![];

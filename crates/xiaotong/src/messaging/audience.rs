@@ -107,7 +107,8 @@ pub async fn validate(exec: &mut Exec<'_>, tenant_id: i64, a: &Audience) -> Resu
 
 /// The active people a rule matches, as a query selecting `id`.
 async fn matched(exec: &mut Exec<'_>, tenant_id: i64, r: &AudienceRule) -> Result<Sql> {
-    let mut q = Sql::new("SELECT id FROM people WHERE tenant_id = ? AND active = 1").bind(tenant_id);
+    let mut q =
+        Sql::new("SELECT id FROM people WHERE tenant_id = ? AND active = 1").bind(tenant_id);
     match r.rule_type.as_str() {
         "all" => {}
         "kind" => {
@@ -237,13 +238,21 @@ pub async fn resolve(exec: &mut Exec<'_>, tenant_id: i64, a: &Audience) -> Resul
     };
     let mut q = Sql::new(agg);
     q.append(&inc).push(") u");
-    let ids = exec.fetch_one(&q).await?.opt_str("ids")?.unwrap_or_default();
+    let ids = exec
+        .fetch_one(&q)
+        .await?
+        .opt_str("ids")?
+        .unwrap_or_default();
     let mut out: Vec<Recipient> = Vec::with_capacity(ids.len() / 12 + 1);
     for pair in ids.split(',').filter(|p| !p.is_empty()) {
         let (pid, via) = pair.split_once(':').unwrap_or((pair, "0"));
         match (pid.parse(), via.parse()) {
             (Ok(person_id), Ok(via)) => out.push(Recipient { person_id, via }),
-            _ => return Err(crate::error::Error::Other(anyhow::anyhow!("unreadable audience row `{pair}`"))),
+            _ => {
+                return Err(crate::error::Error::Other(anyhow::anyhow!(
+                    "unreadable audience row `{pair}`"
+                )))
+            }
         }
     }
     // By person, then the reaching student last, so dedup keeps the largest.

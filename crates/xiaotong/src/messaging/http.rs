@@ -144,13 +144,13 @@ async fn recipients(
 
 /// Send again on outside channels to those who have not read it, or whose delivery failed.
 #[utoipa::path(post, path = "/api/v1/messages/{id}/resend", tag = "messages", params(("id" = i64, Path)), request_body = ResendRequest,
-    responses((status = 200, body = serde_json::Value), (status = 409, body = Problem)))]
+    responses((status = 200, body = ResendResult), (status = 409, body = Problem)))]
 async fn resend(
     State(app): State<App>,
     Auth(p): Auth,
     Id(id): Id,
     Body(req): Body<ResendRequest>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ResendResult>> {
     Ok(Json(service::resend(&app, &p, id, &req).await?))
 }
 

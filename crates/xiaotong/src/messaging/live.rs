@@ -32,6 +32,16 @@ impl Hub {
         self.tx.subscribe()
     }
 
+    /// Tells one person's streams that their unread count changed (they read
+    /// something in another tab).
+    pub fn touch(&self, tenant_id: i64, person_id: i64) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self
+                .tx
+                .send(Arc::new(HashSet::from([(tenant_id, person_id)])));
+        }
+    }
+
     /// Look for new entries now (this process just wrote some).
     pub fn wake(&self) {
         self.wake.notify_one();

@@ -221,7 +221,10 @@ pub struct DeliveryReportView {
     /// Read entries over inbox entries, 0..=1.
     pub read_rate: f64,
     pub by_channel: Vec<ChannelStateCount>,
+    /// The first 200 failures.
     pub failures: Vec<DeliveryFailure>,
+    /// How many failures there are in all.
+    pub failures_total: i64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -256,6 +259,12 @@ pub struct TimelineEvent {
     pub detail: Option<String>,
 }
 
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ResendResult {
+    /// Deliveries put back in the queue.
+    pub deliveries: i64,
+}
+
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResendRequest {
@@ -286,6 +295,8 @@ pub struct InboxItem {
 #[serde(deny_unknown_fields)]
 pub struct InboxQuery {
     pub unread: Option<bool>,
+    /// Only the entry of this message (for links to one message).
+    pub message_id: Option<i64>,
     pub kind: Option<String>,
     pub page: Option<i64>,
     pub per_page: Option<i64>,

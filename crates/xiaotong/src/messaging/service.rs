@@ -443,7 +443,11 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
         None => {
             let started = std::time::Instant::now();
             publish_now(&mut tx, &row, allow_empty).await?;
-            tracing::debug!(message = id, ms = started.elapsed().as_secs_f64() * 1000.0, "published");
+            tracing::debug!(
+                message = id,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "published"
+            );
             audit::append(
                 &mut tx,
                 &actor,
@@ -456,7 +460,11 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
     tx.commit().await?;
     jobs::service::wake();
     let view = get_message(app, p, id).await;
-    tracing::debug!(message = id, ms = started.elapsed().as_secs_f64() * 1000.0, "publish committed and read back");
+    tracing::debug!(
+        message = id,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "publish committed and read back"
+    );
     view
 }
 
@@ -464,7 +472,12 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
 async fn publish_now(tx: &mut Tx, row: &MessageRow, allow_empty: bool) -> Result<i64> {
     let started = std::time::Instant::now();
     let recipients = audience::resolve(&mut Exec::Tx(tx), row.tenant_id, &row.audience).await?;
-    tracing::debug!(message = row.id, recipients = recipients.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "audience resolved");
+    tracing::debug!(
+        message = row.id,
+        recipients = recipients.len(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "audience resolved"
+    );
     if recipients.is_empty() && !allow_empty {
         return Err(Error::validation(
             "audience",
@@ -691,6 +704,11 @@ pub async fn delivery_report(app: &App, p: &Principal, id: i64) -> Result<Delive
         read,
         confirmed,
         read_rate: if n > 0 { read as f64 / n as f64 } else { 0.0 },
+        failures_total: by_channel
+            .iter()
+            .filter(|c| matches!(c.state.as_str(), "failed" | "dead" | "skipped"))
+            .map(|c| c.count)
+            .sum(),
         by_channel,
         failures,
     })
@@ -869,7 +887,7 @@ pub async fn resend(
     p: &Principal,
     id: i64,
     req: &ResendRequest,
-) -> Result<serde_json::Value> {
+) -> Result<ResendResult> {
     authorize(p, "messages.send")?;
     let m = visible(app, p, id).await?;
     if m.effective_state(now_ms()) != "published" {
@@ -910,7 +928,9 @@ pub async fn resend(
     )
     .await?;
     tx.commit().await?;
-    Ok(serde_json::json!({"deliveries": reopened.len()}))
+    Ok(ResendResult {
+        deliveries: reopened.len() as i64,
+    })
 }
 
 /// The recipient list with read and delivery state, as an XLSX workbook.
@@ -996,6 +1016,9 @@ pub async fn inbox(
     }
     if let Some(k) = &q.kind {
         w.push_bind(" AND m.kind = ?", k.as_str());
+    }
+    if let Some(m) = q.message_id {
+        w.push_bind(" AND i.message_id = ?", m);
     }
     let total = app
         .db
@@ -1144,6 +1167,7 @@ pub async fn mark(app: &App, p: &Principal, inbox_id: i64, confirm: bool) -> Res
             .bind(inbox_id),
         )
         .await?;
+    app.messaging.live.touch(p.tenant_id, p.person_id);
     let row = app
         .db
         .fetch_one(&Sql::new("SELECT read_at, confirmed_at FROM inbox WHERE id = ?").bind(inbox_id))
@@ -1169,6 +1193,7 @@ pub async fn mark_all_read(app: &App, p: &Principal) -> Result<UnreadCount> {
                 .bind(p.person_id),
         )
         .await?;
+    app.messaging.live.touch(p.tenant_id, p.person_id);
     unread(app, p.tenant_id, p.person_id).await
 }
 
