@@ -13,4 +13,5 @@ pub mod directory;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod lessons;
 pub mod server;

@@ -11,6 +11,13 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("audit.read", "查看审计日志 / View the audit trail"),
     ("tokens.manage", "管理 API 令牌 / Manage API tokens"),
     ("jobs.read", "查看任务队列 / View the job queue"),
+    ("lessons.read", "查看课时 / View lesson hours"),
+    (
+        "lessons.manage",
+        "管理课程与课时 / Manage courses and lesson hours",
+    ),
+    ("lessons.checkin", "上课点名 / Check in lessons"),
+    ("lessons.reports", "课时报表 / Lesson-hour reports"),
     (
         "tenants.manage",
         "管理租户（平台） / Manage tenants (platform)",
@@ -98,6 +105,10 @@ const ADMIN_PERMS: &[&str] = &[
     "audit.read",
     "tokens.manage",
     "jobs.read",
+    "lessons.read",
+    "lessons.manage",
+    "lessons.checkin",
+    "lessons.reports",
 ];
 
 /// The roles every tenant starts with.
@@ -111,7 +122,14 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     BuiltinRole {
         key: "principal",
         name: "校长 / Principal",
-        permissions: &["people.read", "roles.read", "audit.read", "jobs.read"],
+        permissions: &[
+            "people.read",
+            "roles.read",
+            "audit.read",
+            "jobs.read",
+            "lessons.read",
+            "lessons.reports",
+        ],
         scope: Scope::Tenant,
     },
     BuiltinRole {
@@ -123,6 +141,10 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "import.run",
             "roles.read",
             "tokens.manage",
+            "lessons.read",
+            "lessons.manage",
+            "lessons.checkin",
+            "lessons.reports",
         ],
         scope: Scope::Tenant,
     },
@@ -135,19 +157,19 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     BuiltinRole {
         key: "teacher",
         name: "教师 / Teacher",
-        permissions: &["people.read"],
+        permissions: &["people.read", "lessons.read", "lessons.checkin"],
         scope: Scope::OwnClasses,
     },
     BuiltinRole {
         key: "parent",
         name: "家长 / Parent",
-        permissions: &[],
+        permissions: &["lessons.read"],
         scope: Scope::OwnChildren,
     },
     BuiltinRole {
         key: "student",
         name: "学生 / Student",
-        permissions: &[],
+        permissions: &["lessons.read"],
         scope: Scope::SelfOnly,
     },
     BuiltinRole {

@@ -11,11 +11,19 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: include_str!("../../migrations/0001_foundation.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: include_str!("../../migrations/0001_foundation.sql"),
+    },
+    // Version 2 is the message center's.
+    Migration {
+        version: 3,
+        name: "lessons",
+        sql: include_str!("../../migrations/0003_lessons.sql"),
+    },
+];
 
 fn render(sql: &str, backend: Backend) -> String {
     let (id_pk, blob, longtext, opts) = match backend {

@@ -33,6 +33,7 @@ pub fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(crate::directory::http::routes())
         .merge(crate::audit::http::routes())
         .merge(crate::jobs::http::routes())
+        .merge(crate::lessons::http::routes())
         .split_for_parts()
 }
 
