@@ -1319,3 +1319,98 @@ proptest! {
         rt.block_on(run_ops(ops, credit));
     }
 }
+
+/// Reports: consumption by course and teacher, heatmap with drill-down,
+/// payroll (JSON and XLSX) and the KPIs, from real check-ins.
+async fn reports(url: String) {
+    let fx = fixture(&url, 3).await;
+    for s in &fx.students {
+        fx.sell(*s).await;
+    }
+    let s1 = fx.session(0, false).await;
+    json_ok(
+        fx.teacher
+            .post(
+                &format!("/api/v1/lessons/sessions/{s1}/checkin"),
+                marks(&fx.students, "present"),
+            )
+            .await,
+        200,
+    )
+    .await;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let date = today.format("%Y-%m-%d").to_string();
+    let month = today.format("%Y-%m").to_string();
+    let year = today.format("%Y").to_string();
+    // Teachers and parents have no reports.
+    problem(
+        fx.teacher
+            .get(&format!("/api/v1/lessons/reports/heatmap?year={year}"))
+            .await,
+        403,
+    )
+    .await;
+    let c = json_ok(
+        fx.admin
+            .get(&format!(
+                "/api/v1/lessons/reports/consumption?from={date}&to={date}&by=teacher"
+            ))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(c["items"][0]["hours"], json!(450));
+    assert_eq!(c["items"][0]["key_name"], json!("黄老师"));
+    assert_eq!(c["items"][0]["value_fen"], json!(3 * 150 * 200000 / 1000));
+    let h = json_ok(
+        fx.admin
+            .get(&format!("/api/v1/lessons/reports/heatmap?year={year}"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(h["items"], json!([{"date": date, "hours": 450}]));
+    let d = json_ok(
+        fx.admin
+            .get(&format!("/api/v1/lessons/reports/day?date={date}"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(d["items"][0]["session_id"], json!(s1));
+    assert_eq!(d["items"][0]["students"], json!(3));
+    let p = json_ok(
+        fx.admin
+            .get(&format!("/api/v1/lessons/reports/payroll?month={month}"))
+            .await,
+        200,
+    )
+    .await;
+    // small group: 100.00 yuan/h × 1 h + 10.00 yuan per student-hour × 4.5
+    assert_eq!(p["items"][0]["pay_fen"], json!(10_000 + 4_500));
+    let x = fx
+        .admin
+        .get(&format!(
+            "/api/v1/lessons/reports/payroll?month={month}&format=xlsx"
+        ))
+        .await;
+    assert_eq!(x.status(), 200);
+    let bytes = x.bytes().await.unwrap();
+    assert_eq!(&bytes[..2], b"PK");
+    let k = json_ok(
+        fx.admin
+            .get(&format!(
+                "/api/v1/lessons/reports/kpis?from={date}&to={date}"
+            ))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(k["revenue_fen"], json!(3 * 200000));
+    assert_eq!(k["conversion_permille"], json!(150));
+    assert!(k["saturation_permille"].as_i64().unwrap() > 0);
+    fx.server.stop().await;
+}
+on_all_backends!(report_api, reports);
