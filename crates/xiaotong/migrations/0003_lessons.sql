@@ -148,6 +148,8 @@ CREATE INDEX lesson_accounts_state ON lesson_accounts (state, valid_until);
 CREATE TABLE ledger_entries (
     id ID_PK,
     tenant_id BIGINT NOT NULL REFERENCES tenants (id),
+    -- The tenant's ledger is 16 hash chains (account_id mod 16); seq counts within one.
+    chain_no BIGINT NOT NULL,
     seq BIGINT NOT NULL,
     at BIGINT NOT NULL,
     day BIGINT NOT NULL,
@@ -166,9 +168,9 @@ CREATE TABLE ledger_entries (
     prev_hash VARCHAR(64) NOT NULL,
     hash VARCHAR(64) NOT NULL
 ) TABLE_OPTS;
-CREATE UNIQUE INDEX ledger_entries_seq ON ledger_entries (tenant_id, seq);
-CREATE INDEX ledger_entries_account ON ledger_entries (tenant_id, account_id, seq);
-CREATE INDEX ledger_entries_student ON ledger_entries (tenant_id, student_id, seq);
+CREATE UNIQUE INDEX ledger_entries_seq ON ledger_entries (tenant_id, chain_no, seq);
+CREATE INDEX ledger_entries_account ON ledger_entries (tenant_id, account_id, id);
+CREATE INDEX ledger_entries_student ON ledger_entries (tenant_id, student_id, id);
 CREATE INDEX ledger_entries_session ON ledger_entries (tenant_id, session_id, student_id);
 -- Reports read these narrow indexes instead of the wide rows.
 CREATE INDEX ledger_entries_day ON ledger_entries (tenant_id, day, kind, amount, value_fen, teacher_id, session_id, course_id, campus_id);

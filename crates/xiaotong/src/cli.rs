@@ -382,8 +382,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     broken = true;
                     println!(
-                        "tenant {}: BROKEN at entry {}: {}",
+                        "tenant {}: BROKEN at chain {} entry {}: {}",
                         t.code,
+                        r.first_broken_chain.unwrap_or_default(),
                         r.first_broken_seq.unwrap_or_default(),
                         r.reason.unwrap_or_default()
                     );

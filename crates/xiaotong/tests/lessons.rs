@@ -833,23 +833,28 @@ on_all_backends!(concurrent_mixed, concurrent_sales_checkins);
 /// `ledger verify` (API and CLI) names a changed amount, a deleted entry and a swapped pair.
 async fn verify_catches_tampering(url: String) {
     let fx = fixture(&url, 4).await;
+    let mut accounts = vec![];
     for s in &fx.students {
-        fx.sell(*s).await;
+        accounts.push(fx.sell(*s).await);
     }
-    let s = fx.session(0, false).await;
-    json_ok(
-        fx.teacher
-            .post(
-                &format!("/api/v1/lessons/sessions/{s}/checkin"),
-                marks(&fx.students, "present"),
-            )
-            .await,
-        200,
-    )
-    .await;
+    for d in 0..3 {
+        let s = fx.session(d, false).await;
+        json_ok(
+            fx.teacher
+                .post(
+                    &format!("/api/v1/lessons/sessions/{s}/checkin"),
+                    marks(&fx.students, "present"),
+                )
+                .await,
+            200,
+        )
+        .await;
+    }
     fx.verify_ok().await;
     let app = fx.server.app.clone();
     let t = fx.tenant_id;
+    // The child's account: its chain holds its purchase and three lessons, seq 1–4.
+    let c = accounts[0] % 16;
     let cli = |expect_ok: bool| {
         let url = url.clone();
         async move {
@@ -871,128 +876,147 @@ async fn verify_catches_tampering(url: String) {
             String::from_utf8_lossy(&out.stdout).to_string()
         }
     };
-    assert!(cli(true).await.contains("ok, 8 ledger entries"));
+    let out = cli(true).await;
+    assert!(out.contains("ok, 16 ledger entries"), "{out}");
     let report = || async {
         xiaotong::lessons::verify(&app.db, &app.keys, t)
             .await
             .unwrap()
     };
+    let exec = |sql: Sql| {
+        let app = app.clone();
+        async move {
+            app.db.execute(&sql).await.unwrap();
+        }
+    };
 
     // A changed amount.
-    app.db
-        .execute(
-            &Sql::new(
-                "UPDATE ledger_entries SET amount = amount - 100 WHERE tenant_id = ? AND seq = 6",
-            )
-            .bind(t),
-        )
-        .await
-        .unwrap();
+    exec(Sql::new("UPDATE ledger_entries SET amount = amount - 100 WHERE tenant_id = ? AND chain_no = ? AND seq = 3").bind(t).bind(c)).await;
     let r = report().await;
-    assert_eq!(r.first_broken_seq, Some(6), "{r:?}");
-    assert!(cli(false).await.contains("BROKEN at entry 6"));
-    app.db
-        .execute(
-            &Sql::new(
-                "UPDATE ledger_entries SET amount = amount + 100 WHERE tenant_id = ? AND seq = 6",
-            )
-            .bind(t),
-        )
-        .await
-        .unwrap();
+    assert_eq!(
+        (r.first_broken_chain, r.first_broken_seq),
+        (Some(c), Some(3)),
+        "{r:?}"
+    );
+    let out = cli(false).await;
+    assert!(
+        out.contains(&format!("BROKEN at chain {c} entry 3")),
+        "{out}"
+    );
+    exec(Sql::new("UPDATE ledger_entries SET amount = amount + 100 WHERE tenant_id = ? AND chain_no = ? AND seq = 3").bind(t).bind(c)).await;
     assert!(report().await.ok);
 
     // A deleted entry.
     let row = app
         .db
         .fetch_one(
-            &Sql::new("SELECT * FROM ledger_entries WHERE tenant_id = ? AND seq = 3").bind(t),
+            &Sql::new(
+                "SELECT * FROM ledger_entries WHERE tenant_id = ? AND chain_no = ? AND seq = 2",
+            )
+            .bind(t)
+            .bind(c),
         )
         .await
         .unwrap();
-    let cols = "tenant_id, seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash";
-    app.db
-        .execute(&Sql::new("DELETE FROM ledger_entries WHERE tenant_id = ? AND seq = 3").bind(t))
-        .await
-        .unwrap();
+    let cols = "tenant_id, chain_no, seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash";
+    exec(
+        Sql::new("DELETE FROM ledger_entries WHERE tenant_id = ? AND chain_no = ? AND seq = 2")
+            .bind(t)
+            .bind(c),
+    )
+    .await;
     let r = report().await;
-    assert_eq!(r.first_broken_seq, Some(3), "{r:?}");
+    assert_eq!(
+        (r.first_broken_chain, r.first_broken_seq),
+        (Some(c), Some(2)),
+        "{r:?}"
+    );
     let mut ins = Sql::new(format!("INSERT INTO ledger_entries ({cols}) VALUES "));
-    ins.push_in(cols.split(", ").map(|c| match c {
-        "tenant_id" | "seq" | "at" | "day" | "account_id" | "student_id" | "amount"
-        | "value_fen" => xiaotong::db::Val::I64(row.i64(c).unwrap()),
+    ins.push_in(cols.split(", ").map(|col| match col {
+        "tenant_id" | "chain_no" | "seq" | "at" | "day" | "account_id" | "student_id"
+        | "amount" | "value_fen" => xiaotong::db::Val::I64(row.i64(col).unwrap()),
         "session_id" | "teacher_id" | "course_id" | "campus_id" | "actor_id" => {
-            xiaotong::db::Val::OptI64(row.opt_i64(c).unwrap())
+            xiaotong::db::Val::OptI64(row.opt_i64(col).unwrap())
         }
-        "ref" => xiaotong::db::Val::OptStr(row.opt_str(c).unwrap()),
-        _ => xiaotong::db::Val::Str(row.str(c).unwrap()),
+        "ref" => xiaotong::db::Val::OptStr(row.opt_str(col).unwrap()),
+        _ => xiaotong::db::Val::Str(row.str(col).unwrap()),
     }));
-    app.db.execute(&ins).await.unwrap();
+    exec(ins).await;
     assert!(report().await.ok);
 
-    // A swapped pair (entries 5 and 6 trade places).
+    // A removed last entry (the head still records it).
+    let last = app
+        .db
+        .fetch_one(
+            &Sql::new(
+                "SELECT * FROM ledger_entries WHERE tenant_id = ? AND chain_no = ? AND seq = 4",
+            )
+            .bind(t)
+            .bind(c),
+        )
+        .await
+        .unwrap();
+    exec(
+        Sql::new("DELETE FROM ledger_entries WHERE tenant_id = ? AND chain_no = ? AND seq = 4")
+            .bind(t)
+            .bind(c),
+    )
+    .await;
+    let r = report().await;
+    assert_eq!(
+        (r.first_broken_chain, r.first_broken_seq),
+        (Some(c), Some(4)),
+        "{r:?}"
+    );
+    let mut ins = Sql::new(format!("INSERT INTO ledger_entries ({cols}) VALUES "));
+    ins.push_in(cols.split(", ").map(|col| match col {
+        "tenant_id" | "chain_no" | "seq" | "at" | "day" | "account_id" | "student_id"
+        | "amount" | "value_fen" => xiaotong::db::Val::I64(last.i64(col).unwrap()),
+        "session_id" | "teacher_id" | "course_id" | "campus_id" | "actor_id" => {
+            xiaotong::db::Val::OptI64(last.opt_i64(col).unwrap())
+        }
+        "ref" => xiaotong::db::Val::OptStr(last.opt_str(col).unwrap()),
+        _ => xiaotong::db::Val::Str(last.str(col).unwrap()),
+    }));
+    exec(ins).await;
+    assert!(report().await.ok);
+
+    // A swapped pair (entries 2 and 3 trade places).
     let swap = |a: i64, b: i64| {
-        let app = app.clone();
         async move {
-            app.db
-                .execute(
-                    &Sql::new("UPDATE ledger_entries SET seq = -1 WHERE tenant_id = ? AND seq = ?")
-                        .bind(t)
-                        .bind(a),
-                )
-                .await
-                .unwrap();
-            app.db
-                .execute(
-                    &Sql::new("UPDATE ledger_entries SET seq = ? WHERE tenant_id = ? AND seq = ?")
-                        .bind(a)
-                        .bind(t)
-                        .bind(b),
-                )
-                .await
-                .unwrap();
-            app.db
-                .execute(
-                    &Sql::new("UPDATE ledger_entries SET seq = ? WHERE tenant_id = ? AND seq = -1")
-                        .bind(b)
-                        .bind(t),
-                )
-                .await
-                .unwrap();
+            exec(Sql::new("UPDATE ledger_entries SET seq = -1 WHERE tenant_id = ? AND chain_no = ? AND seq = ?").bind(t).bind(c).bind(a)).await;
+            exec(Sql::new("UPDATE ledger_entries SET seq = ? WHERE tenant_id = ? AND chain_no = ? AND seq = ?").bind(a).bind(t).bind(c).bind(b)).await;
+            exec(Sql::new("UPDATE ledger_entries SET seq = ? WHERE tenant_id = ? AND chain_no = ? AND seq = -1").bind(b).bind(t).bind(c)).await;
         }
     };
-    swap(5, 6).await;
+    swap(2, 3).await;
     let r = report().await;
-    assert_eq!(r.first_broken_seq, Some(5), "{r:?}");
+    assert_eq!(
+        (r.first_broken_chain, r.first_broken_seq),
+        (Some(c), Some(2)),
+        "{r:?}"
+    );
     let api = json_ok(fx.admin.get("/api/v1/lessons/ledger/verify").await, 200).await;
-    assert_eq!(api["first_broken_seq"], json!(5));
-    swap(5, 6).await;
+    assert_eq!(api["first_broken_seq"], json!(2));
+    assert_eq!(api["first_broken_chain"], json!(c));
+    swap(2, 3).await;
     assert!(report().await.ok);
 
     // A balance copied from another row does not decrypt for this one.
     let other = app
         .db
-        .fetch_one(
-            &Sql::new(
-                "SELECT balance_after_enc FROM ledger_entries WHERE tenant_id = ? AND seq = 2",
-            )
-            .bind(t),
-        )
+        .fetch_one(&Sql::new("SELECT balance_after_enc FROM ledger_entries WHERE tenant_id = ? AND chain_no = ? AND seq = 2").bind(t).bind(c))
         .await
         .unwrap()
         .str("balance_after_enc")
         .unwrap();
-    app.db
-        .execute(
-            &Sql::new(
-                "UPDATE ledger_entries SET balance_after_enc = ? WHERE tenant_id = ? AND seq = 4",
-            )
-            .bind(other)
-            .bind(t),
-        )
-        .await
-        .unwrap();
-    assert_eq!(report().await.first_broken_seq, Some(4));
+    exec(Sql::new("UPDATE ledger_entries SET balance_after_enc = ? WHERE tenant_id = ? AND chain_no = ? AND seq = 3").bind(other).bind(t).bind(c)).await;
+    let r = report().await;
+    assert_eq!(
+        (r.first_broken_chain, r.first_broken_seq),
+        (Some(c), Some(3)),
+        "{r:?}"
+    );
     fx.server.stop().await;
 }
 on_all_backends!(tampering, verify_catches_tampering);

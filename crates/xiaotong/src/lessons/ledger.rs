@@ -1,5 +1,13 @@
-//! The lesson-hour ledger: append-only entries, hash-chained per tenant
-//! through [`crate::chain`], with balances encrypted at rest.
+//! The lesson-hour ledger: append-only entries, hash-chained through
+//! [`crate::chain`], with balances encrypted at rest.
+//!
+//! Each tenant's ledger is [`CHAINS`] chains: an account's entries always go
+//! to chain `account_id % CHAINS`. One chain per tenant would make every
+//! check-in of a tenant wait for the one before it to commit (the chain head's
+//! row lock is held until commit); with several, check-ins of different
+//! accounts commit in parallel, while all entries of one account stay in one
+//! chain, in order. A transaction takes the chain heads it needs last, in
+//! ascending order, so appends never deadlock.
 //!
 //! An entry's hash covers its plain columns and its balance after the entry
 //! (decrypted), so `verify` needs the key and catches a changed amount, a
@@ -14,8 +22,15 @@ use crate::crypto::Keys;
 use crate::db::{ms_to_rfc3339, Db, RowExt, Sql, Tx};
 use crate::error::{Error, Result};
 
-pub fn chain_name(tenant_id: i64) -> String {
-    format!("ledger:{tenant_id}")
+/// Chains per tenant.
+pub const CHAINS: i64 = 16;
+
+pub fn chain_name(tenant_id: i64, chain_no: i64) -> String {
+    format!("ledger:{tenant_id}:{chain_no}")
+}
+
+pub fn chain_of(account_id: i64) -> i64 {
+    account_id.rem_euclid(CHAINS)
 }
 
 /// An account's balance: paid hours first, then bonus hours.
@@ -75,13 +90,19 @@ pub fn decrypt_balance(keys: &Keys, account_id: i64, enc: &str) -> Result<Balanc
     Ok(Balance { paid, bonus })
 }
 
-fn encrypt_after(keys: &Keys, tenant_id: i64, seq: i64, balance_after: i64) -> String {
-    keys.encrypt(&format!("t{tenant_id}s{seq}:{balance_after}"))
+fn encrypt_after(
+    keys: &Keys,
+    tenant_id: i64,
+    chain_no: i64,
+    seq: i64,
+    balance_after: i64,
+) -> String {
+    keys.encrypt(&format!("t{tenant_id}c{chain_no}s{seq}:{balance_after}"))
 }
 
-fn decrypt_after(keys: &Keys, tenant_id: i64, seq: i64, enc: &str) -> Result<i64> {
+fn decrypt_after(keys: &Keys, tenant_id: i64, chain_no: i64, seq: i64, enc: &str) -> Result<i64> {
     let pt = keys.decrypt(enc)?;
-    pt.strip_prefix(&format!("t{tenant_id}s{seq}:"))
+    pt.strip_prefix(&format!("t{tenant_id}c{chain_no}s{seq}:"))
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| {
             Error::Other(anyhow::anyhow!(
@@ -130,8 +151,9 @@ fn canonical(at: i64, day: i64, p: &Posting, kind: &str, reference: Option<&str>
     .unwrap_or_default()
 }
 
-/// Append entries in the caller's transaction; returns their sequence
-/// numbers. Call this last in the transaction: it takes the chain's lock.
+/// Append entries in the caller's transaction; returns each posting's
+/// (chain, sequence number). Call this last in the transaction: it takes the
+/// chain heads' locks, in ascending chain order.
 pub async fn post(
     tx: &mut Tx,
     keys: &Keys,
@@ -139,54 +161,62 @@ pub async fn post(
     at: i64,
     day: i64,
     postings: &[Posting],
-) -> Result<Vec<i64>> {
-    if postings.is_empty() {
-        return Ok(vec![]);
+) -> Result<Vec<(i64, i64)>> {
+    let mut out = vec![(0, 0); postings.len()];
+    let mut by_chain: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+    for (i, p) in postings.iter().enumerate() {
+        by_chain.entry(chain_of(p.account_id)).or_default().push(i);
     }
-    let name = chain_name(tenant_id);
-    let link = chain::claim_many(tx, &name, postings.len() as i64).await?;
-    let mut prev = link.prev_hash;
-    let mut seq = link.seq;
-    let mut seqs = Vec::with_capacity(postings.len());
-    for chunk in postings.chunks(100) {
-        let mut sql = Sql::new(
-            "INSERT INTO ledger_entries (tenant_id, seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash) VALUES ",
-        );
-        for (i, p) in chunk.iter().enumerate() {
-            let content = canonical(at, day, p, p.kind, p.reference.as_deref());
-            let hash = chain::entry_hash(&prev, seq, &content);
-            if i > 0 {
-                sql.push(", ");
+    for (chain_no, idx) in by_chain {
+        let name = chain_name(tenant_id, chain_no);
+        let link = chain::claim_many(tx, &name, idx.len() as i64).await?;
+        let mut prev = link.prev_hash;
+        let mut seq = link.seq;
+        for chunk in idx.chunks(100) {
+            let mut sql = Sql::new(
+                "INSERT INTO ledger_entries (tenant_id, chain_no, seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash) VALUES ",
+            );
+            for (n, i) in chunk.iter().enumerate() {
+                let p = &postings[*i];
+                let content = canonical(at, day, p, p.kind, p.reference.as_deref());
+                let hash = chain::entry_hash(&prev, seq, &content);
+                if n > 0 {
+                    sql.push(", ");
+                }
+                sql.push_bind("(?", tenant_id)
+                    .push_bind(", ?", chain_no)
+                    .push_bind(", ?", seq)
+                    .push_bind(", ?", at)
+                    .push_bind(", ?", day)
+                    .push_bind(", ?", p.account_id)
+                    .push_bind(", ?", p.student_id)
+                    .push_bind(", ?", p.kind)
+                    .push_bind(", ?", p.amount)
+                    .push_bind(", ?", p.value_fen)
+                    .push_bind(
+                        ", ?",
+                        encrypt_after(keys, tenant_id, chain_no, seq, p.balance_after),
+                    )
+                    .push_bind(", ?", p.reference.clone())
+                    .push_bind(", ?", p.session_id)
+                    .push_bind(", ?", p.teacher_id)
+                    .push_bind(", ?", p.course_id)
+                    .push_bind(", ?", p.campus_id)
+                    .push_bind(", ?", p.actor_id)
+                    .push_bind(", ?", prev.clone())
+                    .push_bind(", ?)", hash.clone());
+                out[*i] = (chain_no, seq);
+                prev = hash;
+                seq += 1;
             }
-            sql.push_bind("(?", tenant_id)
-                .push_bind(", ?", seq)
-                .push_bind(", ?", at)
-                .push_bind(", ?", day)
-                .push_bind(", ?", p.account_id)
-                .push_bind(", ?", p.student_id)
-                .push_bind(", ?", p.kind)
-                .push_bind(", ?", p.amount)
-                .push_bind(", ?", p.value_fen)
-                .push_bind(", ?", encrypt_after(keys, tenant_id, seq, p.balance_after))
-                .push_bind(", ?", p.reference.clone())
-                .push_bind(", ?", p.session_id)
-                .push_bind(", ?", p.teacher_id)
-                .push_bind(", ?", p.course_id)
-                .push_bind(", ?", p.campus_id)
-                .push_bind(", ?", p.actor_id)
-                .push_bind(", ?", prev.clone())
-                .push_bind(", ?)", hash.clone());
-            seqs.push(seq);
-            prev = hash;
-            seq += 1;
+            tx.execute(&sql).await?;
         }
-        tx.execute(&sql).await?;
+        chain::advance(tx, &name, &prev).await?;
     }
-    chain::advance(tx, &name, &prev).await?;
-    Ok(seqs)
+    Ok(out)
 }
 
-const ENTRY_COLS: &str = "seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash";
+const ENTRY_COLS: &str = "chain_no, seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash";
 
 fn read_entry(
     keys: &Keys,
@@ -194,13 +224,14 @@ fn read_entry(
     r: &sqlx::any::AnyRow,
 ) -> Result<(LedgerEntry, chain::StoredEntry)> {
     let seq = r.i64("seq")?;
+    let chain_no = r.i64("chain_no")?;
     let p = Posting {
         account_id: r.i64("account_id")?,
         student_id: r.i64("student_id")?,
         kind: "",
         amount: r.i64("amount")?,
         value_fen: r.i64("value_fen")?,
-        balance_after: decrypt_after(keys, tenant_id, seq, &r.str("balance_after_enc")?)?,
+        balance_after: decrypt_after(keys, tenant_id, chain_no, seq, &r.str("balance_after_enc")?)?,
         reference: r.opt_str("ref")?,
         session_id: r.opt_i64("session_id")?,
         teacher_id: r.opt_i64("teacher_id")?,
@@ -218,6 +249,7 @@ fn read_entry(
     };
     Ok((
         LedgerEntry {
+            chain: chain_no,
             seq,
             at: ms_to_rfc3339(at),
             account_id: p.account_id,
@@ -253,7 +285,7 @@ pub async fn entries(
     if let Some(s) = student_id {
         sql.push_bind(" AND student_id = ?", s);
     }
-    sql.push_bind(" ORDER BY seq LIMIT ?", limit);
+    sql.push_bind(" ORDER BY at, id LIMIT ?", limit);
     db.fetch_all(&sql)
         .await?
         .iter()
@@ -261,26 +293,52 @@ pub async fn entries(
         .collect()
 }
 
-/// Verify a tenant's ledger: the chain, the head, each balance ciphertext,
-/// and that every balance after equals the running sum of its account's
-/// amounts. Names the first entry that was changed, removed or reordered.
+/// Verify a tenant's ledger, chain by chain: the hashes, the heads, each
+/// balance ciphertext, and that every balance after equals the running sum
+/// of its account's amounts. Names the first entry (chain and sequence
+/// number) that was changed, removed or reordered.
 pub async fn verify(db: &Db, keys: &Keys, tenant_id: i64) -> Result<LedgerVerifyReport> {
+    let mut checked = 0;
+    for chain_no in 0..CHAINS {
+        let r = verify_chain(db, keys, tenant_id, chain_no).await?;
+        checked += r.checked;
+        if !r.ok {
+            return Ok(LedgerVerifyReport { checked, ..r });
+        }
+    }
+    Ok(LedgerVerifyReport {
+        ok: true,
+        checked,
+        first_broken_chain: None,
+        first_broken_seq: None,
+        reason: None,
+    })
+}
+
+async fn verify_chain(
+    db: &Db,
+    keys: &Keys,
+    tenant_id: i64,
+    chain_no: i64,
+) -> Result<LedgerVerifyReport> {
     let mut v = chain::Verifier::default();
     let mut sums: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
     let mut after_seq = 0i64;
     let broken = |v: &chain::Verifier, seq: i64, reason: String| LedgerVerifyReport {
         ok: false,
         checked: v.checked,
+        first_broken_chain: Some(chain_no),
         first_broken_seq: Some(seq),
-        reason: Some(reason),
+        reason: Some(format!("chain {chain_no}: {reason}")),
     };
     loop {
         let rows = db
             .fetch_all(
                 &Sql::new(format!(
-                    "SELECT {ENTRY_COLS} FROM ledger_entries WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT 5000"
+                    "SELECT {ENTRY_COLS} FROM ledger_entries WHERE tenant_id = ? AND chain_no = ? AND seq > ? ORDER BY seq LIMIT 5000"
                 ))
                 .bind(tenant_id)
+                .bind(chain_no)
                 .bind(after_seq),
             )
             .await?;
@@ -320,7 +378,7 @@ pub async fn verify(db: &Db, keys: &Keys, tenant_id: i64) -> Result<LedgerVerify
     let head = db
         .fetch_optional(
             &Sql::new("SELECT seq, head_hash FROM chain_heads WHERE chain = ?")
-                .bind(chain_name(tenant_id)),
+                .bind(chain_name(tenant_id, chain_no)),
         )
         .await?;
     let (head_seq, head_hash) = match head {
@@ -333,6 +391,7 @@ pub async fn verify(db: &Db, keys: &Keys, tenant_id: i64) -> Result<LedgerVerify
     Ok(LedgerVerifyReport {
         ok: true,
         checked: v.checked,
+        first_broken_chain: None,
         first_broken_seq: None,
         reason: None,
     })
@@ -373,7 +432,7 @@ pub async fn rotate_keys(db: &Db, old: &Keys, new: &Keys) -> Result<u64> {
     loop {
         let rows = db
             .fetch_all(
-                &Sql::new("SELECT id, tenant_id, seq, balance_after_enc FROM ledger_entries WHERE balance_after_enc LIKE ? ORDER BY id LIMIT 5000")
+                &Sql::new("SELECT id, tenant_id, chain_no, seq, balance_after_enc FROM ledger_entries WHERE balance_after_enc LIKE ? ORDER BY id LIMIT 5000")
                     .bind(prefix.as_str()),
             )
             .await?;
@@ -382,13 +441,18 @@ pub async fn rotate_keys(db: &Db, old: &Keys, new: &Keys) -> Result<u64> {
         }
         let mut tx = db.begin().await?;
         for r in &rows {
-            let (id, t, seq) = (r.i64("id")?, r.i64("tenant_id")?, r.i64("seq")?);
+            let (id, t, c, seq) = (
+                r.i64("id")?,
+                r.i64("tenant_id")?,
+                r.i64("chain_no")?,
+                r.i64("seq")?,
+            );
             let enc = r.str("balance_after_enc")?;
-            let v = decrypt_after(old, t, seq, &enc)?;
+            let v = decrypt_after(old, t, c, seq, &enc)?;
             n += tx
                 .execute(
                     &Sql::new("UPDATE ledger_entries SET balance_after_enc = ? WHERE id = ? AND balance_after_enc = ?")
-                        .bind(encrypt_after(new, t, seq, v))
+                        .bind(encrypt_after(new, t, c, seq, v))
                         .bind(id)
                         .bind(enc),
                 )
@@ -455,8 +519,9 @@ mod tests {
             Balance { paid: 5, bonus: 1 }
         );
         assert!(decrypt_balance(&k, 8, &enc).is_err());
-        let e = encrypt_after(&k, 1, 2, -30);
-        assert_eq!(decrypt_after(&k, 1, 2, &e).unwrap(), -30);
-        assert!(decrypt_after(&k, 1, 3, &e).is_err());
+        let e = encrypt_after(&k, 1, 5, 2, -30);
+        assert_eq!(decrypt_after(&k, 1, 5, 2, &e).unwrap(), -30);
+        assert!(decrypt_after(&k, 1, 5, 3, &e).is_err());
+        assert!(decrypt_after(&k, 1, 6, 2, &e).is_err());
     }
 }

@@ -265,6 +265,8 @@ pub struct Transfer {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
+    /// The chain of the tenant's ledger this entry is in (account id mod 16).
+    pub chain: i64,
     pub seq: i64,
     pub at: String,
     pub account_id: i64,
@@ -303,6 +305,8 @@ pub struct MarkResult {
     pub hours: i64,
     pub account_id: Option<i64>,
     pub balance_after: Option<i64>,
+    /// The debit's ledger entry: chain and sequence number.
+    pub chain: Option<i64>,
     pub seq: Option<i64>,
 }
 
@@ -346,6 +350,7 @@ pub struct Notice {
 pub struct LedgerVerifyReport {
     pub ok: bool,
     pub checked: u64,
+    pub first_broken_chain: Option<i64>,
     pub first_broken_seq: Option<i64>,
     pub reason: Option<String>,
 }

@@ -1253,7 +1253,8 @@ async fn check_in_tx(
                 hours: pi.map(|i| -postings[i].amount).unwrap_or(0),
                 account_id: pi.map(|i| postings[i].account_id),
                 balance_after: pi.map(|i| postings[i].balance_after),
-                seq: pi.map(|i| seqs[i]),
+                chain: pi.map(|i| seqs[i].0),
+                seq: pi.map(|i| seqs[i].1),
             });
         } else if let Some((_, st, h)) = existing.iter().find(|e| e.0 == m.student_id) {
             results.push(MarkResult {
@@ -1263,6 +1264,7 @@ async fn check_in_tx(
                 hours: *h,
                 account_id: None,
                 balance_after: None,
+                chain: None,
                 seq: None,
             });
         }
@@ -1351,7 +1353,7 @@ async fn correct_tx(
         return Err(Error::NotFound("attendance"));
     }
     let rows = tx
-        .fetch_all(&Sql::new("SELECT account_id, amount, value_fen FROM ledger_entries WHERE tenant_id = ? AND session_id = ? AND student_id = ? ORDER BY seq").bind(tenant_id).bind(s.id).bind(student_id))
+        .fetch_all(&Sql::new("SELECT account_id, amount, value_fen FROM ledger_entries WHERE tenant_id = ? AND session_id = ? AND student_id = ? ORDER BY id").bind(tenant_id).bind(s.id).bind(student_id))
         .await?;
     let mut net: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
     for r in &rows {
@@ -1395,6 +1397,7 @@ async fn correct_tx(
         hours: 0,
         account_id: None,
         balance_after: None,
+        chain: None,
         seq: None,
     };
     if hours > 0 {
@@ -1478,7 +1481,8 @@ async fn correct_tx(
     .await?;
     let seqs = ledger::post(tx, &app.keys, tenant_id, now, session.day, &postings).await?;
     if hours > 0 {
-        result.seq = seqs.last().copied();
+        result.chain = seqs.last().map(|x| x.0);
+        result.seq = seqs.last().map(|x| x.1);
     }
     Ok(result)
 }
