@@ -982,12 +982,10 @@ async fn verify_catches_tampering(url: String) {
     assert!(report().await.ok);
 
     // A swapped pair (entries 2 and 3 trade places).
-    let swap = |a: i64, b: i64| {
-        async move {
-            exec(Sql::new("UPDATE ledger_entries SET seq = -1 WHERE tenant_id = ? AND chain_no = ? AND seq = ?").bind(t).bind(c).bind(a)).await;
-            exec(Sql::new("UPDATE ledger_entries SET seq = ? WHERE tenant_id = ? AND chain_no = ? AND seq = ?").bind(a).bind(t).bind(c).bind(b)).await;
-            exec(Sql::new("UPDATE ledger_entries SET seq = ? WHERE tenant_id = ? AND chain_no = ? AND seq = -1").bind(b).bind(t).bind(c)).await;
-        }
+    let swap = |a: i64, b: i64| async move {
+        exec(Sql::new("UPDATE ledger_entries SET seq = -1 WHERE tenant_id = ? AND chain_no = ? AND seq = ?").bind(t).bind(c).bind(a)).await;
+        exec(Sql::new("UPDATE ledger_entries SET seq = ? WHERE tenant_id = ? AND chain_no = ? AND seq = ?").bind(a).bind(t).bind(c).bind(b)).await;
+        exec(Sql::new("UPDATE ledger_entries SET seq = ? WHERE tenant_id = ? AND chain_no = ? AND seq = -1").bind(b).bind(t).bind(c)).await;
     };
     swap(2, 3).await;
     let r = report().await;
@@ -1438,3 +1436,26 @@ async fn reports(url: String) {
     fx.server.stop().await;
 }
 on_all_backends!(report_api, reports);
+
+/// The demo's year of lesson history goes through the real check-in path and
+/// leaves a ledger that verifies and balances that equal it.
+async fn demo_history(url: String) {
+    let app = open_app(&url).await;
+    xiaotong::demo::seed(&app).await.unwrap();
+    let out = xiaotong::lessons::demo::seed_training(&app).await.unwrap();
+    assert!(out.contains("750 lessons"), "{out}");
+    let t = xiaotong::auth::store::tenant_by_code(&app.db, "training")
+        .await
+        .unwrap()
+        .unwrap();
+    let r = xiaotong::lessons::verify(&app.db, &app.keys, t.id)
+        .await
+        .unwrap();
+    assert!(r.ok, "{r:?}");
+    assert!(r.checked > 10_000);
+    let heat = xiaotong::lessons::reports::heatmap(&app.db, t.id, 2026)
+        .await
+        .unwrap();
+    assert!(!heat.is_empty());
+}
+on_all_backends!(demo, demo_history);

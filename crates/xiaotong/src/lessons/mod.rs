@@ -2,6 +2,7 @@
 //! into a hash-chained ledger, parent notices, alerts and reports.
 
 pub mod alerts;
+pub mod demo;
 pub mod http;
 pub mod ledger;
 pub mod model;
@@ -32,7 +33,8 @@ pub fn register(reg: &mut crate::jobs::Registry, app: &crate::app::App) {
 pub fn schedules() -> Vec<crate::jobs::cron::Schedule> {
     vec![crate::jobs::cron::Schedule {
         name: alerts::ALERTS_JOB.into(),
-        expr: "0 15 * * * *".into(),
+        // Hourly, at the same minute as the session pruning.
+        expr: "0 5 * * * *".into(),
         job_kind: alerts::ALERTS_JOB.into(),
         payload: serde_json::json!({}),
     }]

@@ -788,7 +788,6 @@ pub async fn confirm_refund(
     }
     let actor = p.person_id;
     let tenant_id = p.tenant_id;
-    let claimed = std::sync::Mutex::new(false);
     let acc = with_account(app, p, account_id, |acc| {
         if acc.state != "active" || acc.balance.paid.max(0) != hours {
             return Err(Error::Conflict(
@@ -798,7 +797,6 @@ pub async fn confirm_refund(
         let mut after = acc.clone();
         after.balance = Balance::default();
         after.state = "refunded".into();
-        *claimed.lock().unwrap_or_else(|e| e.into_inner()) = true;
         Ok((
             after,
             vec![Posting {
@@ -1207,9 +1205,8 @@ async fn check_in_tx(
         });
         changed.push(a);
     }
-    for a in &changed {
-        store::set_balance(tx, &app.keys, tenant_id, a.id, a.balance).await?;
-    }
+    let balances: Vec<(i64, Balance)> = changed.iter().map(|a| (a.id, a.balance)).collect();
+    store::set_balances(tx, &app.keys, tenant_id, &balances).await?;
     // Notices for every new mark (absences too: parents want to know).
     let mut notices = vec![];
     for (student, status, hours) in rows.iter().filter(|r| inserted_set.contains(&r.0)) {

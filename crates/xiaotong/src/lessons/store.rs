@@ -984,3 +984,25 @@ pub fn sum(backend: Backend, expr: &str) -> String {
         Backend::MySql => format!("CAST(COALESCE(SUM({expr}), 0) AS SIGNED)"),
     }
 }
+
+/// Write many accounts' balances in one statement per 200 accounts.
+pub async fn set_balances(
+    tx: &mut Tx,
+    keys: &Keys,
+    tenant_id: i64,
+    accounts: &[(i64, Balance)],
+) -> Result<()> {
+    let now = now_ms();
+    for chunk in accounts.chunks(200) {
+        let mut sql = Sql::new("UPDATE lesson_accounts SET balance_enc = CASE id");
+        for (id, b) in chunk {
+            sql.push_bind(" WHEN ? THEN", *id)
+                .push_bind(" ?", ledger::encrypt_balance(keys, *id, *b));
+        }
+        sql.push_bind(" END, updated_at = ?", now)
+            .push_bind(" WHERE tenant_id = ? AND id IN ", tenant_id);
+        sql.push_in(chunk.iter().map(|(id, _)| *id));
+        tx.execute(&sql).await?;
+    }
+    Ok(())
+}
