@@ -371,6 +371,14 @@ async fn main() {
         println!("{backend}: ledger verified, {} entries", r.checked);
         let t = Instant::now();
         fill_ledger(&app, &s, entries).await;
+        let tr = Instant::now();
+        xiaotong::lessons::reports::rebuild_daily(&app.db, s.tenant_id)
+            .await
+            .expect("rebuild");
+        println!(
+            "{backend}: daily totals rebuilt from the ledger in {:.1} s",
+            tr.elapsed().as_secs_f64()
+        );
         println!(
             "{backend}: wrote {entries} ledger entries in {:.1} s",
             t.elapsed().as_secs_f64()

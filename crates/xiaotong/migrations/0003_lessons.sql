@@ -175,6 +175,18 @@ CREATE INDEX ledger_entries_session ON ledger_entries (tenant_id, session_id, st
 -- Reports read these narrow indexes instead of the wide rows.
 CREATE INDEX ledger_entries_day ON ledger_entries (tenant_id, day, kind, amount, value_fen, teacher_id, session_id, course_id, campus_id);
 
+-- Consumption per day, one row per tenant, day and ledger chain: written by
+-- the transaction that appends to the chain (under its lock), read by the heatmap.
+CREATE TABLE lesson_daily (
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id),
+    day BIGINT NOT NULL,
+    chain_no BIGINT NOT NULL,
+    hours BIGINT NOT NULL,
+    value_fen BIGINT NOT NULL,
+    entries BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, day, chain_no)
+) TABLE_OPTS;
+
 CREATE TABLE attendance (
     id ID_PK,
     tenant_id BIGINT NOT NULL REFERENCES tenants (id),

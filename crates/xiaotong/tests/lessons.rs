@@ -727,6 +727,7 @@ async fn checkin_flow(url: String) {
     for a in [acc, poor_acc, to_acc] {
         assert_eq!(fx.balance(a).await, fx.ledger_sum(a).await);
     }
+    daily_totals_match(&fx.server.app, fx.tenant_id).await;
     fx.verify_ok().await;
     fx.server.stop().await;
 }
@@ -1329,8 +1330,37 @@ async fn run_ops(ops: Vec<Op>, credit: bool) {
         let b = fx.balance(*a).await;
         assert_eq!(b, fx.ledger_sum(*a).await, "balance equals the ledger sum");
     }
+    daily_totals_match(&fx.server.app, fx.tenant_id).await;
     fx.verify_ok().await;
     fx.server.stop().await;
+}
+
+/// The daily totals the heatmap reads equal the ledger's consumption per day.
+async fn daily_totals_match(app: &App, tenant_id: i64) {
+    use std::collections::BTreeMap;
+    let mut raw: BTreeMap<i64, i64> = BTreeMap::new();
+    for r in app
+        .db
+        .fetch_all(&Sql::new("SELECT day, amount FROM ledger_entries WHERE tenant_id = ? AND kind IN ('consume', 'reverse')").bind(tenant_id))
+        .await
+        .unwrap()
+    {
+        *raw.entry(r.i64("day").unwrap()).or_default() -= r.i64("amount").unwrap();
+    }
+    let mut daily: BTreeMap<i64, i64> = BTreeMap::new();
+    for r in app
+        .db
+        .fetch_all(
+            &Sql::new("SELECT day, hours FROM lesson_daily WHERE tenant_id = ?").bind(tenant_id),
+        )
+        .await
+        .unwrap()
+    {
+        *daily.entry(r.i64("day").unwrap()).or_default() += r.i64("hours").unwrap();
+    }
+    daily.retain(|_, v| *v != 0);
+    raw.retain(|_, v| *v != 0);
+    assert_eq!(daily, raw, "daily totals equal the ledger");
 }
 
 proptest! {
@@ -1421,6 +1451,11 @@ async fn reports(url: String) {
     assert_eq!(x.status(), 200);
     let bytes = x.bytes().await.unwrap();
     assert_eq!(&bytes[..2], b"PK");
+    daily_totals_match(&fx.server.app, fx.tenant_id).await;
+    xiaotong::lessons::reports::rebuild_daily(&fx.server.app.db, fx.tenant_id)
+        .await
+        .unwrap();
+    daily_totals_match(&fx.server.app, fx.tenant_id).await;
     let k = json_ok(
         fx.admin
             .get(&format!(

@@ -211,6 +211,37 @@ pub async fn post(
             }
             tx.execute(&sql).await?;
         }
+        // The day's consumption total of this chain, under the chain's lock.
+        let consumed: Vec<&Posting> = idx
+            .iter()
+            .map(|i| &postings[*i])
+            .filter(|p| p.kind == "consume" || p.kind == "reverse")
+            .collect();
+        if !consumed.is_empty() {
+            let hours: i64 = consumed.iter().map(|p| -p.amount).sum();
+            let value: i64 = consumed.iter().map(|p| p.value_fen).sum();
+            let n: i64 = consumed
+                .iter()
+                .map(|p| if p.kind == "consume" { 1 } else { -1 })
+                .sum();
+            let upsert = match tx.backend() {
+                crate::db::Backend::MySql => "INSERT INTO lesson_daily (tenant_id, day, chain_no, hours, value_fen, entries) VALUES (?, ?, ?, ?, ?, ?) \
+                    ON DUPLICATE KEY UPDATE hours = hours + VALUES(hours), value_fen = value_fen + VALUES(value_fen), entries = entries + VALUES(entries)",
+                _ => "INSERT INTO lesson_daily (tenant_id, day, chain_no, hours, value_fen, entries) VALUES (?, ?, ?, ?, ?, ?) \
+                    ON CONFLICT (tenant_id, day, chain_no) DO UPDATE SET hours = lesson_daily.hours + excluded.hours, \
+                    value_fen = lesson_daily.value_fen + excluded.value_fen, entries = lesson_daily.entries + excluded.entries",
+            };
+            tx.execute(
+                &Sql::new(upsert)
+                    .bind(tenant_id)
+                    .bind(day)
+                    .bind(chain_no)
+                    .bind(hours)
+                    .bind(value)
+                    .bind(n),
+            )
+            .await?;
+        }
         chain::advance(tx, &name, &prev).await?;
     }
     Ok(out)

@@ -128,13 +128,14 @@ pub struct HeatmapDay {
     pub hours: i64,
 }
 
-/// Hours consumed per day of a year (days without lessons are left out).
+/// Hours consumed per day of a year (days without lessons are left out),
+/// from the daily totals the ledger keeps (`lesson_daily`).
 pub async fn heatmap(db: &Db, tenant_id: i64, year: i64) -> Result<Vec<HeatmapDay>> {
     let rows = db
         .fetch_all(
             &Sql::new(format!(
-                "SELECT day, {} AS hours FROM ledger_entries WHERE tenant_id = ? AND day >= ? AND day <= ? AND {CONSUMED} GROUP BY day ORDER BY day",
-                sum(db.backend(), "-amount")
+                "SELECT day, {} AS hours FROM lesson_daily WHERE tenant_id = ? AND day >= ? AND day <= ? GROUP BY day ORDER BY day",
+                sum(db.backend(), "hours")
             ))
             .bind(tenant_id)
             .bind(year * 10000 + 101)
@@ -149,6 +150,26 @@ pub async fn heatmap(db: &Db, tenant_id: i64, year: i64) -> Result<Vec<HeatmapDa
             })
         })
         .collect()
+}
+
+/// Recompute a tenant's daily totals from the ledger (after a restore, or
+/// for entries written outside the ledger's append path, as the benchmark does).
+pub async fn rebuild_daily(db: &Db, tenant_id: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    tx.execute(&Sql::new("DELETE FROM lesson_daily WHERE tenant_id = ?").bind(tenant_id))
+        .await?;
+    tx.execute(
+        &Sql::new(format!(
+            "INSERT INTO lesson_daily (tenant_id, day, chain_no, hours, value_fen, entries) \
+             SELECT tenant_id, day, chain_no, {}, {}, {} FROM ledger_entries WHERE tenant_id = ? AND {CONSUMED} GROUP BY tenant_id, day, chain_no",
+            sum(db.backend(), "-amount"),
+            sum(db.backend(), "value_fen"),
+            sum(db.backend(), "CASE WHEN kind = 'consume' THEN 1 ELSE -1 END")
+        ))
+        .bind(tenant_id),
+    )
+    .await?;
+    tx.commit().await
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
