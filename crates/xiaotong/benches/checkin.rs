@@ -371,6 +371,10 @@ async fn main() {
         println!("{backend}: ledger verified, {} entries", r.checked);
         let t = Instant::now();
         fill_ledger(&app, &s, entries).await;
+        println!(
+            "{backend}: wrote {entries} ledger entries in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         let tr = Instant::now();
         xiaotong::lessons::reports::rebuild_daily(&app.db, s.tenant_id)
             .await
@@ -378,10 +382,6 @@ async fn main() {
         println!(
             "{backend}: daily totals rebuilt from the ledger in {:.1} s",
             tr.elapsed().as_secs_f64()
-        );
-        println!(
-            "{backend}: wrote {entries} ledger entries in {:.1} s",
-            t.elapsed().as_secs_f64()
         );
         let today = chrono::Utc::now().date_naive();
         use chrono::Datelike;
