@@ -556,6 +556,20 @@ async fn with_account<F>(app: &App, p: &Principal, id: i64, f: F) -> Result<Acco
 where
     F: Fn(&AccountRow) -> Result<(AccountRow, Vec<Posting>, Change)>,
 {
+    with_account_and(app, p, id, None, f).await
+}
+
+/// [`with_account`], also running `extra` in the same transaction.
+async fn with_account_and<F>(
+    app: &App,
+    p: &Principal,
+    id: i64,
+    extra: Option<crate::db::Sql>,
+    f: F,
+) -> Result<Account>
+where
+    F: Fn(&AccountRow) -> Result<(AccountRow, Vec<Posting>, Change)>,
+{
     authorize(p, "lessons.manage")?;
     for attempt in 0.. {
         let mut tx = app.db.begin().await?;
@@ -565,6 +579,9 @@ where
                 .pop()
                 .ok_or(Error::NotFound("account"))?;
             let (after, postings, change) = f(&acc)?;
+            if let Some(sql) = &extra {
+                tx.execute(sql).await?;
+            }
             if after.balance != acc.balance {
                 store::set_balance(&mut tx, &app.keys, p.tenant_id, id, after.balance).await?;
             }
@@ -788,7 +805,13 @@ pub async fn confirm_refund(
     }
     let actor = p.person_id;
     let tenant_id = p.tenant_id;
-    let acc = with_account(app, p, account_id, |acc| {
+    // The refund row is confirmed in the transaction that closes the account.
+    let confirm = Sql::new("UPDATE lesson_refunds SET state = 'confirmed', confirmed_by = ?, decided_at = ? WHERE tenant_id = ? AND id = ? AND state = 'pending'")
+        .bind(actor)
+        .bind(now_ms())
+        .bind(tenant_id)
+        .bind(refund_id);
+    with_account_and(app, p, account_id, Some(confirm), |acc| {
         if acc.state != "active" || acc.balance.paid.max(0) != hours {
             return Err(Error::Conflict(
                 "the account changed since the refund was requested: request it again".into(),
@@ -815,11 +838,6 @@ pub async fn confirm_refund(
         ))
     })
     .await?;
-    // The refund row follows the account (which is now closed, so this cannot race).
-    app.db
-        .execute(&Sql::new("UPDATE lesson_refunds SET state = 'confirmed', confirmed_by = ?, decided_at = ? WHERE tenant_id = ? AND id = ? AND state = 'pending'").bind(actor).bind(now_ms()).bind(tenant_id).bind(refund_id))
-        .await?;
-    let _ = acc;
     Ok(Refund {
         id: refund_id,
         account_id,
