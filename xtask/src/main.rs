@@ -118,6 +118,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench jobs          run 20,000 jobs through the queue (SQLite, and PostgreSQL if configured)
   bench people        list/search people with 20,000 people: latency percentiles
   bench fanout        one notice to 20,000 recipients, in-app + e-mail to a real SMTP server
+  bench checkin       lesson check-ins: 64 clients, a class of 300, payroll and heatmap
+                      over 1,000,000 ledger entries (SQLite, and PostgreSQL if configured)
   bench fet [--time-limit S]   fet-cl vs xiaotong solve on the FET dev set
   bench itc [--time-limit S]   ITC-2007 comp01–07 against the best known costs";
 
@@ -149,7 +151,7 @@ fn main() -> Result<()> {
         }
         Some("bench") => match args.get(1).map(String::as_str) {
             Some(kind @ ("fet" | "itc")) => bench_solver::run(kind, &args[2..]),
-            Some(kind @ ("import" | "jobs" | "people" | "fanout")) => run(cargo()
+            Some(kind @ ("import" | "jobs" | "people" | "fanout" | "checkin")) => run(cargo()
                 .args(["bench", "-p", "xiaotong", "--bench", kind, "--"])
                 .args(&args[2..])
                 .current_dir(&root)),

@@ -60,6 +60,9 @@ enum Command {
     /// Tenant administration.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Lesson-hour ledger tools.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Print a new random secret key for XIAOTONG_SECRET_KEY.
     Keygen,
     /// Build a timetable from a FET (.fet) or ITC-2007 (.ctt) file, or score a given solution.
@@ -120,6 +123,28 @@ enum AuditCommand {
     Verify {
         #[arg(long)]
         tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LedgerCommand {
+    /// Verify the lesson-hour ledger of one tenant or all: the hash chain and
+    /// every balance; names the first entry changed, removed or reordered.
+    Verify {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The key the balances are encrypted with.
+        #[arg(long, env = "XIAOTONG_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+    },
+    /// Re-encrypt every lesson balance written under an older key with the
+    /// current XIAOTONG_SECRET_KEY (the newest key id). Safe to run again.
+    RotateKey {
+        /// The previous secret key (base64).
+        #[arg(long, env = "XIAOTONG_OLD_SECRET_KEY", hide_env_values = true)]
+        old_secret_key: String,
+        #[arg(long, env = "XIAOTONG_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
     },
 }
 
@@ -336,6 +361,55 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if broken {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Ledger(LedgerCommand::Verify { tenant, secret_key }) => {
+            let keys = keys_from(secret_key.as_deref())?;
+            let app = open(&cli.database_url, keys, |_| {}).await?;
+            let tenants = crate::directory::store::tenants(&app.db).await?;
+            let mut broken = false;
+            let mut matched = false;
+            for t in tenants
+                .iter()
+                .filter(|t| tenant.as_ref().is_none_or(|c| *c == t.code))
+            {
+                matched = true;
+                let r = crate::lessons::verify(&app.db, &app.keys, t.id).await?;
+                if r.ok {
+                    println!(
+                        "tenant {}: ok, {} ledger entries verified",
+                        t.code, r.checked
+                    );
+                } else {
+                    broken = true;
+                    println!(
+                        "tenant {}: BROKEN at chain {} entry {}: {}",
+                        t.code,
+                        r.first_broken_chain.unwrap_or_default(),
+                        r.first_broken_seq.unwrap_or_default(),
+                        r.reason.unwrap_or_default()
+                    );
+                }
+            }
+            if !matched {
+                bail!("no tenant with code {:?}", tenant.unwrap_or_default());
+            }
+            if broken {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Ledger(LedgerCommand::RotateKey {
+            old_secret_key,
+            secret_key,
+        }) => {
+            let keys = keys_from(secret_key.as_deref())?;
+            let old = Keys::from_base64(&old_secret_key)?;
+            let app = open(&cli.database_url, keys, |_| {}).await?;
+            let n = crate::lessons::rotate_keys(&app.db, &old, &app.keys).await?;
+            println!(
+                "re-encrypted {n} balance(s) from key {} to key {}",
+                old.key_id(),
+                app.keys.key_id()
+            );
         }
         Command::Tenant(TenantCommand::List) => {
             let app = open(&cli.database_url, Keys::from_bytes(&[0; 32]), |_| {}).await?;

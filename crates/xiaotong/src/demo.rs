@@ -701,7 +701,10 @@ pub async fn run(listen: &str, data_dir: &Path) -> anyhow::Result<()> {
     };
     let app = App::open(settings, Keys::from_base64(&Keys::generate_base64())?).await?;
     crate::db::migrate(&app.db).await?;
-    let summary = seed(&app).await?;
+    let mut summary = seed(&app).await?;
+    // A year of lesson history for the training centre (only for the demo
+    // itself: the test suites that seed the directory do not need it).
+    summary.push_str(&crate::lessons::demo::seed_training(&app).await?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

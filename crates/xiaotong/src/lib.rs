@@ -13,5 +13,6 @@ pub mod directory;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod lessons;
 pub mod messaging;
 pub mod server;

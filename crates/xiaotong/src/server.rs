@@ -25,11 +25,12 @@ pub fn registry(app: &App) -> Registry {
         }
     });
     crate::messaging::pipeline::register(&mut reg, app);
+    crate::lessons::register(&mut reg, app);
     reg
 }
 
 pub fn schedules() -> Vec<cron::Schedule> {
-    vec![
+    let mut s = vec![
         cron::Schedule {
             name: "jobs.prune".into(),
             expr: "0 30 3 * * *".into(),
@@ -42,7 +43,9 @@ pub fn schedules() -> Vec<cron::Schedule> {
             job_kind: "auth.prune_sessions".into(),
             payload: serde_json::json!({}),
         },
-    ]
+    ];
+    s.extend(crate::lessons::schedules());
+    s
 }
 
 pub struct Running {

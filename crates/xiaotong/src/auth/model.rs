@@ -20,6 +20,13 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
         "messages.manage",
         "管理模板、渠道与消息设置 / Manage templates, channels and messaging settings",
     ),
+    ("lessons.read", "查看课时 / View lesson hours"),
+    (
+        "lessons.manage",
+        "管理课程与课时 / Manage courses and lesson hours",
+    ),
+    ("lessons.checkin", "上课点名 / Check in lessons"),
+    ("lessons.reports", "课时报表 / Lesson-hour reports"),
     (
         "tenants.manage",
         "管理租户（平台） / Manage tenants (platform)",
@@ -110,6 +117,10 @@ const ADMIN_PERMS: &[&str] = &[
     "messages.send",
     "messages.read",
     "messages.manage",
+    "lessons.read",
+    "lessons.manage",
+    "lessons.checkin",
+    "lessons.reports",
 ];
 
 /// The roles every tenant starts with.
@@ -130,6 +141,8 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "jobs.read",
             "messages.send",
             "messages.read",
+            "lessons.read",
+            "lessons.reports",
         ],
         scope: Scope::Tenant,
     },
@@ -145,6 +158,10 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "messages.send",
             "messages.read",
             "messages.manage",
+            "lessons.read",
+            "lessons.manage",
+            "lessons.checkin",
+            "lessons.reports",
         ],
         scope: Scope::Tenant,
     },
@@ -157,19 +174,24 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     BuiltinRole {
         key: "teacher",
         name: "教师 / Teacher",
-        permissions: &["people.read", "messages.send"],
+        permissions: &[
+            "people.read",
+            "messages.send",
+            "lessons.read",
+            "lessons.checkin",
+        ],
         scope: Scope::OwnClasses,
     },
     BuiltinRole {
         key: "parent",
         name: "家长 / Parent",
-        permissions: &[],
+        permissions: &["lessons.read"],
         scope: Scope::OwnChildren,
     },
     BuiltinRole {
         key: "student",
         name: "学生 / Student",
-        permissions: &[],
+        permissions: &["lessons.read"],
         scope: Scope::SelfOnly,
     },
     BuiltinRole {

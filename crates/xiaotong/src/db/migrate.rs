@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "messaging",
         sql: include_str!("../../migrations/0002_messaging.sql"),
     },
+    Migration {
+        version: 3,
+        name: "lessons",
+        sql: include_str!("../../migrations/0003_lessons.sql"),
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

@@ -34,6 +34,7 @@ pub fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(crate::audit::http::routes())
         .merge(crate::jobs::http::routes())
         .merge(crate::messaging::http::routes())
+        .merge(crate::lessons::http::routes())
         .split_for_parts()
 }
 

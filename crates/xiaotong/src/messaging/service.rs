@@ -1744,11 +1744,10 @@ pub struct Notify {
 /// same code takes precedence.
 pub fn builtin_template(code: &str) -> Option<(String, Content)> {
     let (kind, title, body) = match code {
-        "lessons.checkin" => (
+        "lessons.notice" => (
             "system",
-            "{{ student.name }} 上课签到 / check-in",
-            "{{ student.name }} 于 {{ lesson_time }} 参加了「{{ course }}」（{{ status }}），消耗 {{ hours }} 课时，剩余 {{ balance }} 课时。\n\n\
-             {{ student.name }} attended {{ course }} at {{ lesson_time }} ({{ status }}): {{ hours }} hours used, {{ balance }} left.",
+            "{{ student.name }} 课时通知 / Lesson hours",
+            "{{ text }}",
         ),
         "lessons.low_balance" => (
             "system",
