@@ -448,6 +448,23 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
                 return Err(el.syntax(format!("weight {pct} is not a percentage")));
             }
             if pct <= 0.0 {
+                // FET still requires parts on the same day to be adjacent.
+                if el.name == "ConstraintMinDaysBetweenActivities"
+                    && ctx.flag(el, "Consecutive_If_Same_Day")
+                {
+                    if let Some(ConstraintKind::MinDaysBetween { activities, .. }) =
+                        read_constraint(&ctx, el)?
+                    {
+                        constraints.push(Constraint {
+                            weight: Weight::Hard,
+                            kind: ConstraintKind::MinDaysBetween {
+                                activities,
+                                min_days: 0,
+                                consecutive_if_same_day: true,
+                            },
+                        });
+                    }
+                }
                 continue;
             }
             let weight = Weight::from_percentage(pct);

@@ -122,7 +122,10 @@ pub enum ConstraintKind {
         activities: Vec<usize>,
         slots: Vec<Slot>,
     },
-    /// Pairs of the activities must be at least `min_days` days apart.
+    /// Pairs of the activities must be at least `min_days` days apart (the
+    /// constraint's weight). With `consecutive_if_same_day`, two of them on
+    /// the same day must also be adjacent; FET enforces that part whatever
+    /// the weight (even 0%), so it is always hard.
     MinDaysBetween {
         activities: Vec<usize>,
         min_days: usize,

@@ -64,11 +64,17 @@ pub struct PAct {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GKind {
-    MinDays { min: usize, consecutive: bool },
+    MinDays {
+        min: usize,
+    },
+    /// Two of the activities on the same (real) day must be adjacent.
+    SameDayConsecutive,
     SameStart,
     NotOverlapping,
     Consecutive,
-    MinWorkingDays { min: usize },
+    MinWorkingDays {
+        min: usize,
+    },
     RoomStability,
 }
 
@@ -345,16 +351,30 @@ impl Problem {
                     consecutive_if_same_day,
                 } => {
                     check_acts(activities)?;
-                    groups.push(GroupCon {
-                        hard,
-                        w,
-                        kind: GKind::MinDays {
-                            min: *min_days,
-                            consecutive: *consecutive_if_same_day,
-                        },
-                        acts: activities.clone(),
-                        source: ci,
-                    });
+                    if *min_days > 0 {
+                        groups.push(GroupCon {
+                            hard,
+                            w,
+                            kind: GKind::MinDays { min: *min_days },
+                            acts: activities.clone(),
+                            source: ci,
+                        });
+                    }
+                    if *consecutive_if_same_day {
+                        // Hard whatever the weight (as FET does), unless relaxed.
+                        let (hard, w) = if relaxed_kind(&c.kind) {
+                            (false, 100)
+                        } else {
+                            (true, 1)
+                        };
+                        groups.push(GroupCon {
+                            hard,
+                            w,
+                            kind: GKind::SameDayConsecutive,
+                            acts: activities.clone(),
+                            source: ci,
+                        });
+                    }
                 }
                 K::SameStartingTime { activities } => {
                     check_acts(activities)?;

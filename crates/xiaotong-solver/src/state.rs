@@ -83,7 +83,26 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
     let per = p.periods;
     let placed = || g.acts.iter().copied().filter(|&a| start[a] != NONE);
     match g.kind {
-        GKind::MinDays { min, consecutive } => {
+        GKind::MinDays { min } => {
+            let mut v = 0;
+            for (i, &a) in g.acts.iter().enumerate() {
+                if start[a] == NONE {
+                    continue;
+                }
+                let da = start[a] as usize / per / p.real_day;
+                for &b in &g.acts[i + 1..] {
+                    if start[b] == NONE || b == a {
+                        continue;
+                    }
+                    let db = start[b] as usize / per / p.real_day;
+                    if da.abs_diff(db) < min {
+                        v += 1;
+                    }
+                }
+            }
+            v
+        }
+        GKind::SameDayConsecutive => {
             let mut v = 0;
             for (i, &a) in g.acts.iter().enumerate() {
                 if start[a] == NONE {
@@ -95,14 +114,8 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
                         continue;
                     }
                     let (db, sb) = (start[b] as usize / per / p.real_day, start[b] as usize);
-                    if da.abs_diff(db) < min {
+                    if da == db && sa + p.acts[a].dur != sb && sb + p.acts[b].dur != sa {
                         v += 1;
-                    }
-                    if consecutive && da == db {
-                        let adjacent = sa + p.acts[a].dur == sb || sb + p.acts[b].dur == sa;
-                        if !adjacent {
-                            v += 1;
-                        }
                     }
                 }
             }
