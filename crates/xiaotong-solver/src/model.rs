@@ -167,6 +167,23 @@ pub enum ConstraintKind {
         who: Who,
         max: usize,
     },
+    /// Mornings-afternoons mode (each "day" a half day): at most `max` real days
+    /// with activities.
+    MaxRealDaysPerWeek {
+        who: Who,
+        max: usize,
+    },
+    /// Mornings-afternoons mode: at most `max` periods in the two halves of a real day.
+    MaxHoursPerRealDay {
+        who: Who,
+        max: usize,
+    },
+    /// Mornings-afternoons mode (FET's teacher "mornings-afternoons behavior"):
+    /// at most `max` real days with activities in both the morning and the afternoon.
+    MaxMorningAndAfternoonDays {
+        who: Who,
+        max: usize,
+    },
     /// Students begin at the first period; at most `max` days begin at the second.
     EarlyMaxBeginningsAtSecondHour {
         who: Who,
@@ -223,6 +240,9 @@ impl ConstraintKind {
             MaxGapsPerDay { .. } => "max gaps per day",
             MaxGapsPerWeek { .. } => "max gaps per week",
             MaxDaysPerWeek { .. } => "max days per week",
+            MaxRealDaysPerWeek { .. } => "max real days per week",
+            MaxHoursPerRealDay { .. } => "max hours per real day",
+            MaxMorningAndAfternoonDays { .. } => "mornings-afternoons behavior",
             EarlyMaxBeginningsAtSecondHour { .. } => "early, max beginnings at second hour",
             PreferredRooms { .. } => "preferred rooms",
             TeacherHomeRoom { .. } => "teacher home room",

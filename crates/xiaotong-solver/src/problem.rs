@@ -90,13 +90,32 @@ pub struct GroupCon {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RKind {
     MaxHours(usize),
-    MinHours { min: usize, allow_empty: bool },
+    MinHours {
+        min: usize,
+        allow_empty: bool,
+    },
     MaxGapsDay(usize),
     MaxGapsWeek(usize),
     MaxDays(usize),
     EarlyMax(usize),
     Compact,
     EndsDay(usize),
+    /// Evaluated on real days (two half days): days with activities.
+    RealDays(usize),
+    /// Evaluated on real days: periods over the limit.
+    RealDayHours(usize),
+    /// Evaluated on real days: days with both halves busy.
+    FullDays(usize),
+}
+
+impl RKind {
+    /// Whether the constraint is evaluated on real days (pairs of half days).
+    pub fn real_day(self) -> bool {
+        matches!(
+            self,
+            RKind::RealDays(_) | RKind::RealDayHours(_) | RKind::FullDays(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -461,6 +480,9 @@ impl Problem {
                 | K::MaxGapsPerDay { who, max }
                 | K::MaxGapsPerWeek { who, max }
                 | K::MaxDaysPerWeek { who, max }
+                | K::MaxRealDaysPerWeek { who, max }
+                | K::MaxHoursPerRealDay { who, max }
+                | K::MaxMorningAndAfternoonDays { who, max }
                 | K::EarlyMaxBeginningsAtSecondHour { who, max } => {
                     match who {
                         Who::Teacher(t) if *t >= nt => return Err(bad("teacher")),
@@ -480,6 +502,9 @@ impl Problem {
                         K::MaxGapsPerDay { .. } => RKind::MaxGapsDay(*max),
                         K::MaxGapsPerWeek { .. } => RKind::MaxGapsWeek(*max),
                         K::MaxDaysPerWeek { .. } => RKind::MaxDays(*max),
+                        K::MaxRealDaysPerWeek { .. } => RKind::RealDays(*max),
+                        K::MaxHoursPerRealDay { .. } => RKind::RealDayHours(*max),
+                        K::MaxMorningAndAfternoonDays { .. } => RKind::FullDays(*max),
                         _ => RKind::EarlyMax(*max),
                     };
                     for r in expand_who(m, who) {
