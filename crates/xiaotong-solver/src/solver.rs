@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 type Moves = Vec<(usize, u16, u16)>;
 
 const HARD_WEIGHT: i64 = 1_000_000_000;
+/// Cost of taking out a unit per earlier time it was taken out of the same
+/// start (ejection search): below one hard violation, above any soft cost.
+const EJECT_PENALTY: i64 = 1_000_000;
 
 fn scalar(c: Cost) -> i64 {
     c.hard.saturating_mul(HARD_WEIGHT).saturating_add(c.soft)
@@ -49,6 +52,14 @@ pub struct SolveOptions {
     pub polish: Option<Duration>,
     /// Start from this timetable instead of constructing one.
     pub initial: Option<Solution>,
+    /// First search with the soft constraints of at least this weight as hard
+    /// (FET's generator rejects a placement that breaks a 95 % constraint 95
+    /// times in 100, so a timetable it confirms breaks very few of them); if
+    /// that finds nothing within `strict_share` of the time limit, go on with
+    /// the real weights from the best timetable found.
+    pub strict_soft: Option<u32>,
+    /// Share of the time limit for the strict stage (0..1).
+    pub strict_share: f64,
 }
 
 impl Default for SolveOptions {
@@ -63,6 +74,8 @@ impl Default for SolveOptions {
             stop_at_feasible: false,
             polish: None,
             initial: None,
+            strict_soft: None,
+            strict_share: 0.6,
         }
     }
 }
@@ -165,8 +178,96 @@ impl Shared<'_> {
     }
 }
 
+/// The model with soft constraints of weight >= `min` made hard.
+fn strict_model(model: &Model, min: u32) -> Option<Model> {
+    let mut m = model.clone();
+    let mut changed = false;
+    for c in &mut m.constraints {
+        if let crate::model::Weight::Soft(w) = c.weight {
+            if w >= min {
+                c.weight = crate::model::Weight::Hard;
+                changed = true;
+            }
+        }
+    }
+    changed.then_some(m)
+}
+
 /// Solve a model.
 pub fn solve(
+    model: &Model,
+    opts: &SolveOptions,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> crate::Result<SolveResult> {
+    let Some(strict) = opts
+        .strict_soft
+        .filter(|&w| w > 0)
+        .and_then(|w| strict_model(model, w))
+    else {
+        return solve_plain(model, opts, progress);
+    };
+    let started = Instant::now();
+    let share = opts.strict_share.clamp(0.0, 1.0);
+    let sopts = SolveOptions {
+        time_limit: opts.time_limit.mul_f64(share),
+        strict_soft: None,
+        ..opts.clone()
+    };
+    let first = solve_plain(&strict, &sopts, progress)?;
+    let strict_ok = first.cost.hard == 0;
+    // Score under the real weights.
+    let (cost, _) = evaluate(model, &first.solution)?;
+    let stopped = opts.cancel.load(Ordering::Relaxed)
+        || opts
+            .max_iterations
+            .is_some_and(|m| first.iterations >= m * opts.threads.max(1) as u64);
+    if strict_ok || stopped {
+        let mut r = SolveResult {
+            cost,
+            first_feasible: first
+                .first_feasible
+                .or((cost.hard == 0).then_some(first.seconds)),
+            ..first
+        };
+        if cost.hard == 0 {
+            r.explanation.clear();
+        }
+        return Ok(r);
+    }
+    let elapsed = started.elapsed();
+    // Go on from the strict stage's timetable only if it is feasible for the
+    // real weights; a local optimum with clashes is a worse start than a new
+    // construction.
+    let rest = SolveOptions {
+        time_limit: opts.time_limit.saturating_sub(elapsed),
+        strict_soft: None,
+        initial: (cost.hard == 0).then(|| first.solution.clone()),
+        ..opts.clone()
+    };
+    let offset = elapsed.as_secs_f64();
+    let shifted = |p: &Progress| {
+        progress(&Progress {
+            seconds: p.seconds + offset,
+            ..*p
+        })
+    };
+    let second = solve_plain(model, &rest, &shifted)?;
+    let better = second.cost <= cost;
+    let mut out = if better {
+        second
+    } else {
+        let mut r = second;
+        r.solution = first.solution;
+        r.cost = cost;
+        r
+    };
+    out.first_feasible = out.first_feasible.map(|f| f + offset);
+    out.iterations += first.iterations;
+    out.seconds = started.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+fn solve_plain(
     model: &Model,
     opts: &SolveOptions,
     progress: &(dyn Fn(&Progress) + Sync),
@@ -339,6 +440,13 @@ struct Search<'p, 'r, 's> {
     soft_in_hard: bool,
     /// Hard phase by simulated annealing instead of min-conflicts tabu search.
     anneal: bool,
+    /// Hard phase by conflict-directed ejection (FET's and IFS's way): the
+    /// timetable stays free of clashes, an unplaced unit goes to its best
+    /// start and the units it clashes with are taken out.
+    eject: bool,
+    conflicts: Vec<usize>,
+    /// How often each unit was taken out of each start (unit × slot).
+    ejected: Vec<u32>,
     temperature: f64,
     sa_since_improve: u64,
 }
@@ -375,12 +483,16 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             res_acts,
             moves: Vec::new(),
             undo: Vec::new(),
-            // Portfolio: threads cycle through three tunings of the hard phase
-            // (min-conflicts tabu search with soft tie-breaking, simulated
-            // annealing, min-conflicts tabu search on hard violations only).
-            noise: if thread % 3 == 2 { 10 } else { 30 },
-            soft_in_hard: thread % 3 != 2,
-            anneal: thread % 3 == 1,
+            // Portfolio: threads cycle through tunings of the hard phase
+            // (conflict-directed ejection, simulated annealing, min-conflicts
+            // tabu search on hard violations only, min-conflicts tabu search
+            // with soft tie-breaking).
+            noise: if thread % 4 == 2 { 10 } else { 30 },
+            soft_in_hard: thread % 4 != 2,
+            anneal: thread % 4 == 1,
+            eject: thread % 4 == 0,
+            conflicts: Vec::new(),
+            ejected: vec![0; p.units.len() * p.slots],
             temperature: 1.0,
             sa_since_improve: 0,
         }
@@ -536,6 +648,171 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 self.st.apply(&mv);
             }
         }
+        if self.eject {
+            self.eject_clashes();
+        }
+    }
+
+    /// Take out every unit that clashes with another (resource or room).
+    fn eject_clashes(&mut self) {
+        let p = self.p;
+        for u in 0..p.units.len() {
+            let clash = p.units[u].iter().any(|&a| {
+                let s0 = self.st.start[a];
+                if s0 == NONE {
+                    return false;
+                }
+                let (s0, dur) = (s0 as usize, p.acts[a].dur);
+                let r = self.st.room[a];
+                p.acts[a]
+                    .res
+                    .iter()
+                    .any(|&x| (s0..s0 + dur).any(|t| self.st.res_occ(x, t) >= 2))
+                    || (r != NONE && (s0..s0 + dur).any(|t| self.st.room_occ(r, t) >= 2))
+            });
+            if clash {
+                self.moves.clear();
+                for &a in &p.units[u] {
+                    self.moves.push((a, NONE, NONE));
+                }
+                let mv = std::mem::take(&mut self.moves);
+                self.st.apply(&mv);
+                self.moves = mv;
+            }
+        }
+    }
+
+    /// One step of conflict-directed ejection.
+    fn eject_step(&mut self, iter: u64) {
+        let p = self.p;
+        let n_units = p.units.len();
+        // An unplaced unit, found by sampling, else by a scan.
+        let mut u = usize::MAX;
+        for _ in 0..20 {
+            let v = self.rng.gen_range(0..n_units);
+            if self.st.start[p.units[v][0]] == NONE {
+                u = v;
+                break;
+            }
+        }
+        if u == usize::MAX {
+            let free: Vec<usize> = (0..n_units)
+                .filter(|&v| self.st.start[p.units[v][0]] == NONE)
+                .collect();
+            if free.is_empty() {
+                // Everything is placed but something is violated: take a
+                // unit in a violation out, to be placed again.
+                let v = self.pick_violating_unit();
+                let old = self.st.start[p.units[v][0]];
+                self.moves.clear();
+                for &a in &p.units[v] {
+                    self.moves.push((a, NONE, NONE));
+                }
+                let mv = std::mem::take(&mut self.moves);
+                self.st.apply(&mv);
+                self.moves = mv;
+                if old != NONE {
+                    self.tabu[v * p.slots + old as usize] = iter + 10;
+                }
+                return;
+            }
+            u = free[self.rng.gen_range(0..free.len())];
+        }
+        let starts = &p.unit_starts[u];
+        let n = starts.len();
+        if n == 0 {
+            return;
+        }
+        let sample = 64usize;
+        let off = self.rng.gen_range(0..n);
+        let step = if n > sample { n / sample } else { 1 };
+        let best_hard = self.best.hard;
+        let mut chosen: Option<(i64, Moves)> = None;
+        let mut ties = 0u32;
+        let mut k = 0;
+        while k < n.min(sample * step) {
+            let s = starts[(off + k) % n];
+            k += step;
+            // Units clashing with u at s.
+            self.conflicts.clear();
+            for &a in &p.units[u] {
+                let (sa, ea) = (s as usize, s as usize + p.acts[a].dur);
+                for &r in &p.acts[a].res {
+                    for &b in &self.res_acts[r as usize] {
+                        let sb = self.st.start[b];
+                        if sb == NONE {
+                            continue;
+                        }
+                        let (sb, eb) = (sb as usize, sb as usize + p.acts[b].dur);
+                        if sb < ea && sa < eb {
+                            let v = p.act_unit[b];
+                            if v != u && !self.conflicts.contains(&v) {
+                                self.conflicts.push(v);
+                            }
+                        }
+                    }
+                }
+            }
+            self.moves.clear();
+            for &v in &self.conflicts {
+                for &b in &p.units[v] {
+                    self.moves.push((b, NONE, NONE));
+                }
+            }
+            let mut taken: Vec<u16> = Vec::new();
+            for i in 0..p.units[u].len() {
+                let a = p.units[u][i];
+                let r = self.pick_room(a, s, &taken);
+                if r != NONE {
+                    taken.push(r);
+                }
+                self.moves.push((a, s, r));
+            }
+            // Prefer taking out units that were rarely taken out from there.
+            let penalty: i64 = self
+                .conflicts
+                .iter()
+                .map(|&v| {
+                    let sv = self.st.start[p.units[v][0]] as usize;
+                    self.ejected[v * p.slots + sv] as i64
+                })
+                .sum();
+            let c = self.try_moves();
+            self.revert();
+            let is_tabu = self.tabu[u * p.slots + s as usize] > iter;
+            if is_tabu && c.hard >= best_hard {
+                continue;
+            }
+            let sc = scalar(c).saturating_add(penalty.saturating_mul(EJECT_PENALTY));
+            match &chosen {
+                Some((b, _)) if sc > *b => {}
+                Some((b, _)) if sc == *b => {
+                    ties += 1;
+                    if self.rng.gen_range(0..=ties) == 0 {
+                        chosen = Some((sc, self.moves.clone()));
+                    }
+                }
+                _ => {
+                    ties = 0;
+                    chosen = Some((sc, self.moves.clone()));
+                }
+            }
+        }
+        let Some((_, mv)) = chosen else { return };
+        // Ejected units may not go straight back.
+        for &(b, s, _) in &mv {
+            if s == NONE {
+                let old = self.st.start[b];
+                if old != NONE {
+                    let v = p.act_unit[b];
+                    self.tabu[v * p.slots + old as usize] =
+                        iter + 10 + self.rng.gen_range(0..10u64);
+                    let e = &mut self.ejected[v * p.slots + old as usize];
+                    *e = e.saturating_add(1);
+                }
+            }
+        }
+        self.st.apply(&mv);
     }
 
     fn run(&mut self, until: Instant, iterations: &mut u64) {
@@ -578,7 +855,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             iter += 1;
             *iterations += 1;
             if self.st.cost().hard > 0 {
-                if self.anneal {
+                if self.eject {
+                    self.eject_step(iter);
+                } else if self.anneal {
                     self.sa_step();
                 } else {
                     self.tabu_step(iter);
@@ -596,7 +875,8 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 since_best = 0;
             } else {
                 since_best += 1;
-                if self.st.cost().hard > 0 && since_best > 4000 + 20 * n_units as u64 {
+                let patience = if self.eject { 50 } else { 1 } * (4000 + 20 * n_units as u64);
+                if self.st.cost().hard > 0 && since_best > patience {
                     // Restart from the best timetable with a random shake.
                     let (bs, br) = (self.best_start.clone(), self.best_room.clone());
                     self.moves.clear();
@@ -616,6 +896,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                         let mv = std::mem::take(&mut self.moves);
                         self.st.apply(&mv);
                         self.moves = mv;
+                    }
+                    if self.eject {
+                        self.eject_clashes();
                     }
                     since_best = 0;
                 }

@@ -155,3 +155,31 @@ fn old_morocco_files_count_teacher_days_and_hours_per_real_day() {
     let f = ma_file("6.8.5", true, Some("One day exception"), max_hours);
     assert_eq!(hard_at(&f, (MON1, 0), (MON2, 0)), 0);
 }
+
+#[test]
+fn strict_first_stage_reports_real_weights_and_falls_back() {
+    use std::time::Duration;
+    use xiaotong_solver::solver::SolveOptions;
+    let opts = SolveOptions {
+        time_limit: Duration::from_secs(2),
+        strict_soft: Some(90),
+        strict_share: 0.5,
+        ..SolveOptions::default()
+    };
+    // Feasible with the 95 % "min days" as hard: the strict stage solves it.
+    let r = solver::solve(&read(TINY), &opts, &|_| {}).unwrap();
+    assert_eq!((r.cost.hard, r.cost.soft), (0, 0));
+    // Both parts of the split activity must be on Monday: the strict stage
+    // cannot succeed, the second one pays the 95 % soft cost.
+    let monday = |id: u32| {
+        format!(
+            "<ConstraintActivityPreferredStartingTimes><Weight_Percentage>100</Weight_Percentage><Activity_Id>{id}</Activity_Id><Number_of_Preferred_Starting_Times>3</Number_of_Preferred_Starting_Times><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>1</Preferred_Starting_Hour></Preferred_Starting_Time><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>2</Preferred_Starting_Hour></Preferred_Starting_Time><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>3</Preferred_Starting_Hour></Preferred_Starting_Time><Active>true</Active></ConstraintActivityPreferredStartingTimes>\n"
+        )
+    };
+    let text = TINY.replace(
+        "</Time_Constraints_List>",
+        &format!("{}{}</Time_Constraints_List>", monday(1), monday(2)),
+    );
+    let r = solver::solve(&read(&text), &opts, &|_| {}).unwrap();
+    assert_eq!((r.cost.hard, r.cost.soft), (0, 95));
+}
