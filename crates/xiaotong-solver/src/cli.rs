@@ -157,6 +157,7 @@ pub fn run_to(
         initial: None,
         strict_soft: (!ctt && args.strict_soft > 0).then_some(args.strict_soft),
         strict_share: args.strict_share,
+        stall: None,
     };
     let sink: Mutex<(&mut (dyn Write + Send), f64, bool)> = Mutex::new((w, -1.0, false));
     // Progress times count from the start of the command (reading included).

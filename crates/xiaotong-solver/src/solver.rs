@@ -60,6 +60,8 @@ pub struct SolveOptions {
     pub strict_soft: Option<u32>,
     /// Share of the time limit for the strict stage (0..1).
     pub strict_share: f64,
+    /// Give up (each thread) when the best timetable has not improved for this long.
+    pub stall: Option<Duration>,
 }
 
 impl Default for SolveOptions {
@@ -76,6 +78,7 @@ impl Default for SolveOptions {
             initial: None,
             strict_soft: None,
             strict_share: 0.6,
+            stall: None,
         }
     }
 }
@@ -208,9 +211,11 @@ pub fn solve(
     };
     let started = Instant::now();
     let share = opts.strict_share.clamp(0.0, 1.0);
+    // The strict stage gives up early when it stalls.
     let sopts = SolveOptions {
         time_limit: opts.time_limit.mul_f64(share),
         strict_soft: None,
+        stall: Some(opts.time_limit.mul_f64(0.1).max(Duration::from_secs(2))),
         ..opts.clone()
     };
     let first = solve_plain(&strict, &sopts, progress)?;
@@ -828,10 +833,17 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let mut lahc: Vec<i64> = Vec::new();
         let mut since_best = 0u64;
         let mut last_best = self.best;
+        let mut last_best_at = Instant::now();
         let mut iter: u64 = 0;
         loop {
-            if iter % 64 == 0 && (self.shared.stop() || Instant::now() >= until) {
-                break;
+            if iter % 64 == 0 {
+                let now = Instant::now();
+                if self.shared.stop() || now >= until {
+                    break;
+                }
+                if self.opts.stall.is_some_and(|d| now >= last_best_at + d) {
+                    break;
+                }
             }
             if self.opts.max_iterations.is_some_and(|m| *iterations >= m) {
                 break;
@@ -872,6 +884,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             self.record();
             if self.best < last_best {
                 last_best = self.best;
+                last_best_at = Instant::now();
                 since_best = 0;
             } else {
                 since_best += 1;
