@@ -52,11 +52,12 @@ pub struct SolveArgs {
     /// Stop after this many search iterations (reproducible runs).
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u64>,
-    /// FET files: first search with the soft constraints of at least this
-    /// weight (percent) as hard, as fet-cl nearly does; 0 turns this off.
+    /// FET files: once a feasible timetable is found, repair the soft
+    /// constraints of at least this weight (percent) that it breaks, as hard
+    /// ones (fet-cl nearly treats them so); 0 turns this off.
     #[arg(long, value_name = "PCT", default_value_t = 90)]
     pub strict_soft: u32,
-    /// Share of the time limit for that strict first stage.
+    /// Share of the remaining time for that repair.
     #[arg(long, value_name = "F", default_value_t = 0.6)]
     pub strict_share: f64,
 }

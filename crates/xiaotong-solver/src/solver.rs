@@ -52,13 +52,14 @@ pub struct SolveOptions {
     pub polish: Option<Duration>,
     /// Start from this timetable instead of constructing one.
     pub initial: Option<Solution>,
-    /// First search with the soft constraints of at least this weight as hard
-    /// (FET's generator rejects a placement that breaks a 95 % constraint 95
-    /// times in 100, so a timetable it confirms breaks very few of them); if
-    /// that finds nothing within `strict_share` of the time limit, go on with
-    /// the real weights from the best timetable found.
+    /// Once a feasible timetable is found, repair the soft constraints of at
+    /// least this weight that it breaks, treating them as hard (FET's
+    /// generator rejects a placement that breaks a 95 % constraint 95 times
+    /// in 100, so a timetable it confirms breaks very few of them), then
+    /// polish keeping them if that succeeded.
     pub strict_soft: Option<u32>,
-    /// Share of the time limit for the strict stage (0..1).
+    /// Share of the remaining time for that repair (0..1); it also stops when
+    /// it stalls for a tenth of the time limit (at least 2 s).
     pub strict_share: f64,
     /// Give up (each thread) when the best timetable has not improved for this long.
     pub stall: Option<Duration>,
@@ -210,66 +211,98 @@ pub fn solve(
         return solve_plain(model, opts, progress);
     };
     let started = Instant::now();
-    let share = opts.strict_share.clamp(0.0, 1.0);
-    // The strict stage gives up early when it stalls.
-    let sopts = SolveOptions {
-        time_limit: opts.time_limit.mul_f64(share),
+    let threads = opts.threads.max(1) as u64;
+    let stopped = |r: &SolveResult| {
+        opts.cancel.load(Ordering::Relaxed)
+            || opts
+                .max_iterations
+                .is_some_and(|m| r.iterations >= m * threads)
+    };
+    // 1. The real weights, up to the first feasible timetable.
+    let o1 = SolveOptions {
+        stop_at_feasible: true,
+        polish: None,
         strict_soft: None,
-        stall: Some(opts.time_limit.mul_f64(0.1).max(Duration::from_secs(2))),
+        stall: None,
         ..opts.clone()
     };
-    let first = solve_plain(&strict, &sopts, progress)?;
-    let strict_ok = first.cost.hard == 0;
-    // Score under the real weights.
-    let (cost, _) = evaluate(model, &first.solution)?;
-    let stopped = opts.cancel.load(Ordering::Relaxed)
-        || opts
-            .max_iterations
-            .is_some_and(|m| first.iterations >= m * opts.threads.max(1) as u64);
-    if strict_ok || stopped {
-        let mut r = SolveResult {
-            cost,
-            first_feasible: first
-                .first_feasible
-                .or((cost.hard == 0).then_some(first.seconds)),
-            ..first
-        };
-        if cost.hard == 0 {
-            r.explanation.clear();
-        }
-        return Ok(r);
+    let first = solve_plain(model, &o1, progress)?;
+    if first.cost.hard > 0
+        || !first.relaxed.is_empty()
+        || stopped(&first)
+        || started.elapsed() >= opts.time_limit
+    {
+        return Ok(first);
     }
-    let elapsed = started.elapsed();
-    // Go on from the strict stage's timetable only if it is feasible for the
-    // real weights; a local optimum with clashes is a worse start than a new
-    // construction.
-    let rest = SolveOptions {
-        time_limit: opts.time_limit.saturating_sub(elapsed),
-        strict_soft: None,
-        initial: (cost.hard == 0).then(|| first.solution.clone()),
-        ..opts.clone()
-    };
-    let offset = elapsed.as_secs_f64();
-    let shifted = |p: &Progress| {
-        progress(&Progress {
-            seconds: p.seconds + offset,
-            ..*p
-        })
-    };
-    let second = solve_plain(model, &rest, &shifted)?;
-    let better = second.cost <= cost;
-    let mut out = if better {
-        second
+    let first_feasible = first.first_feasible;
+    let mut iterations = first.iterations;
+    let mut best = first.solution;
+    let mut best_cost = first.cost;
+    // 2. Repair the broken near-hard constraints from there, with them as
+    // hard; give up when that stalls.
+    let mut polish_model = model;
+    let (scost, _) = evaluate(&strict, &best)?;
+    if scost.hard == 0 {
+        polish_model = &strict;
     } else {
-        let mut r = second;
-        r.solution = first.solution;
-        r.cost = cost;
-        r
-    };
-    out.first_feasible = out.first_feasible.map(|f| f + offset);
-    out.iterations += first.iterations;
-    out.seconds = started.elapsed().as_secs_f64();
-    Ok(out)
+        let remaining = opts.time_limit.saturating_sub(started.elapsed());
+        let o2 = SolveOptions {
+            time_limit: remaining.mul_f64(opts.strict_share.clamp(0.0, 1.0)),
+            strict_soft: None,
+            initial: Some(best.clone()),
+            stop_at_feasible: true,
+            polish: None,
+            stall: Some(opts.time_limit.mul_f64(0.1).max(Duration::from_secs(2))),
+            ..opts.clone()
+        };
+        let second = solve_plain(&strict, &o2, &|_| {})?;
+        iterations += second.iterations;
+        if second.cost.hard == 0 {
+            let (c, _) = evaluate(model, &second.solution)?;
+            if c.hard == 0 {
+                best = second.solution;
+                best_cost = c;
+                polish_model = &strict;
+            }
+        }
+    }
+    // 3. Lower the soft cost from the best timetable: for the polish time,
+    // or up to the time limit.
+    let elapsed = started.elapsed();
+    let remaining = opts.time_limit.saturating_sub(elapsed);
+    let polish = !(opts.stop_at_feasible && opts.polish.is_none());
+    if polish && !remaining.is_zero() && !opts.cancel.load(Ordering::Relaxed) {
+        let o3 = SolveOptions {
+            time_limit: remaining,
+            strict_soft: None,
+            initial: Some(best.clone()),
+            stall: None,
+            ..opts.clone()
+        };
+        let offset = elapsed.as_secs_f64();
+        let shifted = |p: &Progress| {
+            progress(&Progress {
+                seconds: p.seconds + offset,
+                ..*p
+            })
+        };
+        let third = solve_plain(polish_model, &o3, &shifted)?;
+        iterations += third.iterations;
+        let (c, _) = evaluate(model, &third.solution)?;
+        if c.hard == 0 && c < best_cost {
+            best = third.solution;
+            best_cost = c;
+        }
+    }
+    Ok(SolveResult {
+        solution: best,
+        cost: best_cost,
+        seconds: started.elapsed().as_secs_f64(),
+        first_feasible,
+        iterations,
+        relaxed: Vec::new(),
+        explanation: Vec::new(),
+    })
 }
 
 fn solve_plain(

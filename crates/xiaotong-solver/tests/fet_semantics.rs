@@ -157,7 +157,7 @@ fn old_morocco_files_count_teacher_days_and_hours_per_real_day() {
 }
 
 #[test]
-fn strict_first_stage_reports_real_weights_and_falls_back() {
+fn strict_repair_reports_real_weights_and_keeps_the_timetable_feasible() {
     use std::time::Duration;
     use xiaotong_solver::solver::SolveOptions;
     let opts = SolveOptions {
@@ -166,11 +166,11 @@ fn strict_first_stage_reports_real_weights_and_falls_back() {
         strict_share: 0.5,
         ..SolveOptions::default()
     };
-    // Feasible with the 95 % "min days" as hard: the strict stage solves it.
+    // Feasible with the 95 % "min days" as hard: the repair reaches that.
     let r = solver::solve(&read(TINY), &opts, &|_| {}).unwrap();
     assert_eq!((r.cost.hard, r.cost.soft), (0, 0));
-    // Both parts of the split activity must be on Monday: the strict stage
-    // cannot succeed, the second one pays the 95 % soft cost.
+    // Both parts of the split activity must be on Monday: the repair cannot
+    // succeed, the feasible timetable pays the 95 % soft cost.
     let monday = |id: u32| {
         format!(
             "<ConstraintActivityPreferredStartingTimes><Weight_Percentage>100</Weight_Percentage><Activity_Id>{id}</Activity_Id><Number_of_Preferred_Starting_Times>3</Number_of_Preferred_Starting_Times><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>1</Preferred_Starting_Hour></Preferred_Starting_Time><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>2</Preferred_Starting_Hour></Preferred_Starting_Time><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>3</Preferred_Starting_Hour></Preferred_Starting_Time><Active>true</Active></ConstraintActivityPreferredStartingTimes>\n"
