@@ -52,6 +52,14 @@ pub struct SolveArgs {
     /// Stop after this many search iterations (reproducible runs).
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u64>,
+    /// FET files: once a feasible timetable is found, repair the soft
+    /// constraints of at least this weight (percent) that it breaks, as hard
+    /// ones (fet-cl nearly treats them so); 0 turns this off.
+    #[arg(long, value_name = "PCT", default_value_t = 90)]
+    pub strict_soft: u32,
+    /// Share of the remaining time for that repair.
+    #[arg(long, value_name = "F", default_value_t = 0.6)]
+    pub strict_share: f64,
 }
 
 fn is_ctt(path: &Path) -> bool {
@@ -148,6 +156,9 @@ pub fn run_to(
         stop_at_feasible: args.stop_at_feasible,
         polish: args.polish.map(|s| Duration::from_secs_f64(s.max(0.0))),
         initial: None,
+        strict_soft: (!ctt && args.strict_soft > 0).then_some(args.strict_soft),
+        strict_share: args.strict_share,
+        stall: None,
     };
     let sink: Mutex<(&mut (dyn Write + Send), f64, bool)> = Mutex::new((w, -1.0, false));
     // Progress times count from the start of the command (reading included).
@@ -163,8 +174,8 @@ pub fn run_to(
             g.1 = p.seconds;
             let _ = writeln!(
                 g.0,
-                "progress seconds={:.2} hard={} soft={}",
-                p.seconds, p.hard, p.soft
+                "progress seconds={:.2} hard={} soft={} thread={}",
+                p.seconds, p.hard, p.soft, p.thread
             );
         }
         if first_feasible {

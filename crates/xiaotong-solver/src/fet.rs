@@ -106,6 +106,9 @@ struct Ctx<'m> {
     rooms: Names,
     /// FET activity id → index, or None for an inactive activity.
     acts: HashMap<u64, Option<usize>>,
+    /// An old FET-5 Morocco mornings-afternoons file: FET converts teachers'
+    /// max days per week to real days and max hours daily to hours per real day.
+    morocco: bool,
 }
 
 impl Ctx<'_> {
@@ -284,9 +287,15 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
         ..Model::default()
     };
     // FET 6 mornings-afternoons mode lists half days; its "min days between
-    // activities" counts real days. (The older Algerian/Moroccan FET 5 variants
-    // are converted by FET to half days, which is how they are read here.)
-    if root.child_text("Mode") == Some("Mornings_Afternoons") {
+    // activities" counts real days. FET converts the files of the older
+    // Algerian/Moroccan FET 5 variants (version "…-algeria…", "…-morocco",
+    // "…-ma…") to this mode.
+    let version = fet_version(text);
+    let morocco = version.contains("-morocco") || version.contains("-ma");
+    let ma = root.child_text("Mode") == Some("Mornings_Afternoons")
+        || morocco
+        || version.contains("-algeria");
+    if ma {
         m.days_per_real_day = 2;
     }
     m.days = names_of(root.child("Days_List"), "Day")
@@ -306,6 +315,7 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
         .map(|x| x.0)
         .collect();
     let subjects = Names::new(m.subjects.iter().map(String::as_str));
+    let mut behaviors = Vec::new();
     for (name, el) in names_of(root.child("Teachers_List"), "Teacher") {
         let mut q = Vec::new();
         if let Some(qs) = el.child("Qualified_Subjects") {
@@ -315,6 +325,27 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
                         .get(&s.text)
                         .ok_or_else(|| unknown("subject", s.text.trim(), s))?,
                 );
+            }
+        }
+        if ma {
+            // On how many real days the teacher may work both halves.
+            let full_days = match el.child_text("Mornings_Afternoons_Behavior") {
+                Some("Exclusive") => Some(0),
+                Some("One day exception") => Some(1),
+                Some("Two days exception") => Some(2),
+                Some(_) => None,
+                // FET makes the teachers of an old Morocco file exclusive.
+                None if version.contains("-morocco") => Some(0),
+                None => None,
+            };
+            if let Some(max) = full_days {
+                behaviors.push(Constraint {
+                    weight: Weight::Hard,
+                    kind: ConstraintKind::MaxMorningAndAfternoonDays {
+                        who: Who::Teacher(m.teachers.len()),
+                        max,
+                    },
+                });
             }
         }
         m.teachers.push(Teacher {
@@ -428,8 +459,9 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
         students,
         rooms: Names::new(m.rooms.iter().map(|r| r.name.as_str())),
         acts,
+        morocco,
     };
-    let mut constraints = Vec::new();
+    let mut constraints = behaviors;
     let mut unsupported: BTreeMap<String, usize> = BTreeMap::new();
     for list in ["Time_Constraints_List", "Space_Constraints_List"] {
         let Some(list) = root.child(list) else {
@@ -448,6 +480,23 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
                 return Err(el.syntax(format!("weight {pct} is not a percentage")));
             }
             if pct <= 0.0 {
+                // FET still requires parts on the same day to be adjacent.
+                if el.name == "ConstraintMinDaysBetweenActivities"
+                    && ctx.flag(el, "Consecutive_If_Same_Day")
+                {
+                    if let Some(ConstraintKind::MinDaysBetween { activities, .. }) =
+                        read_constraint(&ctx, el)?
+                    {
+                        constraints.push(Constraint {
+                            weight: Weight::Hard,
+                            kind: ConstraintKind::MinDaysBetween {
+                                activities,
+                                min_days: 0,
+                                consecutive_if_same_day: true,
+                            },
+                        });
+                    }
+                }
                 continue;
             }
             let weight = Weight::from_percentage(pct);
@@ -697,14 +746,19 @@ fn read_constraint(ctx: &Ctx, el: &Element) -> Result<Option<ConstraintKind>> {
             min: ctx.num(el, "Minimum_Hours_Daily")?,
             allow_empty_days: ctx.flag(el, "Allow_Empty_Days"),
         },
-        "ConstraintTeachersMaxHoursDaily" => K::MaxHoursDaily {
-            who: Who::AllTeachers,
-            max: ctx.num(el, "Maximum_Hours_Daily")?,
-        },
-        "ConstraintTeacherMaxHoursDaily" => K::MaxHoursDaily {
-            who: who_teacher(ctx, el)?,
-            max: ctx.num(el, "Maximum_Hours_Daily")?,
-        },
+        "ConstraintTeachersMaxHoursDaily" | "ConstraintTeacherMaxHoursDaily" => {
+            let who = if el.name == "ConstraintTeachersMaxHoursDaily" {
+                Who::AllTeachers
+            } else {
+                who_teacher(ctx, el)?
+            };
+            let max = ctx.num(el, "Maximum_Hours_Daily")?;
+            if ctx.morocco {
+                K::MaxHoursPerRealDay { who, max }
+            } else {
+                K::MaxHoursDaily { who, max }
+            }
+        }
         "ConstraintStudentsMaxHoursDaily" => K::MaxHoursDaily {
             who: Who::AllStudents,
             max: ctx.num(el, "Maximum_Hours_Daily")?,
@@ -713,14 +767,19 @@ fn read_constraint(ctx: &Ctx, el: &Element) -> Result<Option<ConstraintKind>> {
             who: Who::Students(ctx.students(el, "Students")?),
             max: ctx.num(el, "Maximum_Hours_Daily")?,
         },
-        "ConstraintTeacherMaxDaysPerWeek" => K::MaxDaysPerWeek {
-            who: who_teacher(ctx, el)?,
-            max: ctx.num(el, "Max_Days_Per_Week")?,
-        },
-        "ConstraintTeachersMaxDaysPerWeek" => K::MaxDaysPerWeek {
-            who: Who::AllTeachers,
-            max: ctx.num(el, "Max_Days_Per_Week")?,
-        },
+        "ConstraintTeacherMaxDaysPerWeek" | "ConstraintTeachersMaxDaysPerWeek" => {
+            let who = if el.name == "ConstraintTeachersMaxDaysPerWeek" {
+                Who::AllTeachers
+            } else {
+                who_teacher(ctx, el)?
+            };
+            let max = ctx.num(el, "Max_Days_Per_Week")?;
+            if ctx.morocco {
+                K::MaxRealDaysPerWeek { who, max }
+            } else {
+                K::MaxDaysPerWeek { who, max }
+            }
+        }
         "ConstraintStudentsEarlyMaxBeginningsAtSecondHour" => K::EarlyMaxBeginningsAtSecondHour {
             who: Who::AllStudents,
             max: ctx.num(el, "Max_Beginnings_At_Second_Hour")?,
@@ -762,6 +821,24 @@ fn read_constraint(ctx: &Ctx, el: &Element) -> Result<Option<ConstraintKind>> {
         other => return Err(el.syntax(format!("constraint type {other} is not handled"))),
     };
     Ok(Some(k))
+}
+
+/// The `version` attribute of the `<fet>` root element ("" if absent).
+fn fet_version(text: &str) -> &str {
+    let Some(i) = text.find("<fet") else {
+        return "";
+    };
+    let head = &text[i..];
+    let head = &head[..head.find('>').unwrap_or(head.len())];
+    let Some(j) = head.find("version=") else {
+        return "";
+    };
+    let rest = &head[j + 8..];
+    let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+        return "";
+    };
+    let rest = &rest[1..];
+    &rest[..rest.find(q).unwrap_or(rest.len())]
 }
 
 fn room_list(ctx: &Ctx, el: &Element) -> Result<Vec<usize>> {

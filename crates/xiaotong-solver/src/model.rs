@@ -122,7 +122,10 @@ pub enum ConstraintKind {
         activities: Vec<usize>,
         slots: Vec<Slot>,
     },
-    /// Pairs of the activities must be at least `min_days` days apart.
+    /// Pairs of the activities must be at least `min_days` days apart (the
+    /// constraint's weight). With `consecutive_if_same_day`, two of them on
+    /// the same day must also be adjacent; FET enforces that part whatever
+    /// the weight (even 0%), so it is always hard.
     MinDaysBetween {
         activities: Vec<usize>,
         min_days: usize,
@@ -161,6 +164,23 @@ pub enum ConstraintKind {
         max: usize,
     },
     MaxDaysPerWeek {
+        who: Who,
+        max: usize,
+    },
+    /// Mornings-afternoons mode (each "day" a half day): at most `max` real days
+    /// with activities.
+    MaxRealDaysPerWeek {
+        who: Who,
+        max: usize,
+    },
+    /// Mornings-afternoons mode: at most `max` periods in the two halves of a real day.
+    MaxHoursPerRealDay {
+        who: Who,
+        max: usize,
+    },
+    /// Mornings-afternoons mode (FET's teacher "mornings-afternoons behavior"):
+    /// at most `max` real days with activities in both the morning and the afternoon.
+    MaxMorningAndAfternoonDays {
         who: Who,
         max: usize,
     },
@@ -220,6 +240,9 @@ impl ConstraintKind {
             MaxGapsPerDay { .. } => "max gaps per day",
             MaxGapsPerWeek { .. } => "max gaps per week",
             MaxDaysPerWeek { .. } => "max days per week",
+            MaxRealDaysPerWeek { .. } => "max real days per week",
+            MaxHoursPerRealDay { .. } => "max hours per real day",
+            MaxMorningAndAfternoonDays { .. } => "mornings-afternoons behavior",
             EarlyMaxBeginningsAtSecondHour { .. } => "early, max beginnings at second hour",
             PreferredRooms { .. } => "preferred rooms",
             TeacherHomeRoom { .. } => "teacher home room",

@@ -64,11 +64,17 @@ pub struct PAct {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GKind {
-    MinDays { min: usize, consecutive: bool },
+    MinDays {
+        min: usize,
+    },
+    /// Two of the activities on the same (real) day must be adjacent.
+    SameDayConsecutive,
     SameStart,
     NotOverlapping,
     Consecutive,
-    MinWorkingDays { min: usize },
+    MinWorkingDays {
+        min: usize,
+    },
     RoomStability,
 }
 
@@ -84,13 +90,32 @@ pub struct GroupCon {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RKind {
     MaxHours(usize),
-    MinHours { min: usize, allow_empty: bool },
+    MinHours {
+        min: usize,
+        allow_empty: bool,
+    },
     MaxGapsDay(usize),
     MaxGapsWeek(usize),
     MaxDays(usize),
     EarlyMax(usize),
     Compact,
     EndsDay(usize),
+    /// Evaluated on real days (two half days): days with activities.
+    RealDays(usize),
+    /// Evaluated on real days: periods over the limit.
+    RealDayHours(usize),
+    /// Evaluated on real days: days with both halves busy.
+    FullDays(usize),
+}
+
+impl RKind {
+    /// Whether the constraint is evaluated on real days (pairs of half days).
+    pub fn real_day(self) -> bool {
+        matches!(
+            self,
+            RKind::RealDays(_) | RKind::RealDayHours(_) | RKind::FullDays(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -345,16 +370,30 @@ impl Problem {
                     consecutive_if_same_day,
                 } => {
                     check_acts(activities)?;
-                    groups.push(GroupCon {
-                        hard,
-                        w,
-                        kind: GKind::MinDays {
-                            min: *min_days,
-                            consecutive: *consecutive_if_same_day,
-                        },
-                        acts: activities.clone(),
-                        source: ci,
-                    });
+                    if *min_days > 0 {
+                        groups.push(GroupCon {
+                            hard,
+                            w,
+                            kind: GKind::MinDays { min: *min_days },
+                            acts: activities.clone(),
+                            source: ci,
+                        });
+                    }
+                    if *consecutive_if_same_day {
+                        // Hard whatever the weight (as FET does), unless relaxed.
+                        let (hard, w) = if relaxed_kind(&c.kind) {
+                            (false, 100)
+                        } else {
+                            (true, 1)
+                        };
+                        groups.push(GroupCon {
+                            hard,
+                            w,
+                            kind: GKind::SameDayConsecutive,
+                            acts: activities.clone(),
+                            source: ci,
+                        });
+                    }
                 }
                 K::SameStartingTime { activities } => {
                     check_acts(activities)?;
@@ -441,6 +480,9 @@ impl Problem {
                 | K::MaxGapsPerDay { who, max }
                 | K::MaxGapsPerWeek { who, max }
                 | K::MaxDaysPerWeek { who, max }
+                | K::MaxRealDaysPerWeek { who, max }
+                | K::MaxHoursPerRealDay { who, max }
+                | K::MaxMorningAndAfternoonDays { who, max }
                 | K::EarlyMaxBeginningsAtSecondHour { who, max } => {
                     match who {
                         Who::Teacher(t) if *t >= nt => return Err(bad("teacher")),
@@ -460,6 +502,9 @@ impl Problem {
                         K::MaxGapsPerDay { .. } => RKind::MaxGapsDay(*max),
                         K::MaxGapsPerWeek { .. } => RKind::MaxGapsWeek(*max),
                         K::MaxDaysPerWeek { .. } => RKind::MaxDays(*max),
+                        K::MaxRealDaysPerWeek { .. } => RKind::RealDays(*max),
+                        K::MaxHoursPerRealDay { .. } => RKind::RealDayHours(*max),
+                        K::MaxMorningAndAfternoonDays { .. } => RKind::FullDays(*max),
                         _ => RKind::EarlyMax(*max),
                     };
                     for r in expand_who(m, who) {

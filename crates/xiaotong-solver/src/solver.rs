@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 type Moves = Vec<(usize, u16, u16)>;
 
 const HARD_WEIGHT: i64 = 1_000_000_000;
+/// Cost of taking out a unit per earlier time it was taken out of the same
+/// start (ejection search): below one hard violation, above any soft cost.
+const EJECT_PENALTY: i64 = 1_000_000;
 
 fn scalar(c: Cost) -> i64 {
     c.hard.saturating_mul(HARD_WEIGHT).saturating_add(c.soft)
@@ -49,6 +52,17 @@ pub struct SolveOptions {
     pub polish: Option<Duration>,
     /// Start from this timetable instead of constructing one.
     pub initial: Option<Solution>,
+    /// Once a feasible timetable is found, repair the soft constraints of at
+    /// least this weight that it breaks, treating them as hard (FET's
+    /// generator rejects a placement that breaks a 95 % constraint 95 times
+    /// in 100, so a timetable it confirms breaks very few of them), then
+    /// polish keeping them if that succeeded.
+    pub strict_soft: Option<u32>,
+    /// Share of the remaining time for that repair (0..1); it also stops when
+    /// it stalls for a tenth of the time limit (at least 2 s).
+    pub strict_share: f64,
+    /// Give up (each thread) when the best timetable has not improved for this long.
+    pub stall: Option<Duration>,
 }
 
 impl Default for SolveOptions {
@@ -63,6 +77,9 @@ impl Default for SolveOptions {
             stop_at_feasible: false,
             polish: None,
             initial: None,
+            strict_soft: None,
+            strict_share: 0.6,
+            stall: None,
         }
     }
 }
@@ -165,8 +182,130 @@ impl Shared<'_> {
     }
 }
 
+/// The model with soft constraints of weight >= `min` made hard.
+fn strict_model(model: &Model, min: u32) -> Option<Model> {
+    let mut m = model.clone();
+    let mut changed = false;
+    for c in &mut m.constraints {
+        if let crate::model::Weight::Soft(w) = c.weight {
+            if w >= min {
+                c.weight = crate::model::Weight::Hard;
+                changed = true;
+            }
+        }
+    }
+    changed.then_some(m)
+}
+
 /// Solve a model.
 pub fn solve(
+    model: &Model,
+    opts: &SolveOptions,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> crate::Result<SolveResult> {
+    let Some(strict) = opts
+        .strict_soft
+        .filter(|&w| w > 0)
+        .and_then(|w| strict_model(model, w))
+    else {
+        return solve_plain(model, opts, progress);
+    };
+    let started = Instant::now();
+    let threads = opts.threads.max(1) as u64;
+    let stopped = |r: &SolveResult| {
+        opts.cancel.load(Ordering::Relaxed)
+            || opts
+                .max_iterations
+                .is_some_and(|m| r.iterations >= m * threads)
+    };
+    // 1. The real weights, up to the first feasible timetable.
+    let o1 = SolveOptions {
+        stop_at_feasible: true,
+        polish: None,
+        strict_soft: None,
+        stall: None,
+        ..opts.clone()
+    };
+    let first = solve_plain(model, &o1, progress)?;
+    if first.cost.hard > 0
+        || !first.relaxed.is_empty()
+        || stopped(&first)
+        || started.elapsed() >= opts.time_limit
+    {
+        return Ok(first);
+    }
+    let first_feasible = first.first_feasible;
+    let mut iterations = first.iterations;
+    let mut best = first.solution;
+    let mut best_cost = first.cost;
+    // 2. Repair the broken near-hard constraints from there, with them as
+    // hard; give up when that stalls.
+    let mut polish_model = model;
+    let (scost, _) = evaluate(&strict, &best)?;
+    if scost.hard == 0 {
+        polish_model = &strict;
+    } else {
+        let remaining = opts.time_limit.saturating_sub(started.elapsed());
+        let o2 = SolveOptions {
+            time_limit: remaining.mul_f64(opts.strict_share.clamp(0.0, 1.0)),
+            strict_soft: None,
+            initial: Some(best.clone()),
+            stop_at_feasible: true,
+            polish: None,
+            stall: Some(opts.time_limit.mul_f64(0.1).max(Duration::from_secs(2))),
+            ..opts.clone()
+        };
+        let second = solve_plain(&strict, &o2, &|_| {})?;
+        iterations += second.iterations;
+        if second.cost.hard == 0 {
+            let (c, _) = evaluate(model, &second.solution)?;
+            if c.hard == 0 {
+                best = second.solution;
+                best_cost = c;
+                polish_model = &strict;
+            }
+        }
+    }
+    // 3. Lower the soft cost from the best timetable: for the polish time,
+    // or up to the time limit.
+    let elapsed = started.elapsed();
+    let remaining = opts.time_limit.saturating_sub(elapsed);
+    let polish = !(opts.stop_at_feasible && opts.polish.is_none());
+    if polish && !remaining.is_zero() && !opts.cancel.load(Ordering::Relaxed) {
+        let o3 = SolveOptions {
+            time_limit: remaining,
+            strict_soft: None,
+            initial: Some(best.clone()),
+            stall: None,
+            ..opts.clone()
+        };
+        let offset = elapsed.as_secs_f64();
+        let shifted = |p: &Progress| {
+            progress(&Progress {
+                seconds: p.seconds + offset,
+                ..*p
+            })
+        };
+        let third = solve_plain(polish_model, &o3, &shifted)?;
+        iterations += third.iterations;
+        let (c, _) = evaluate(model, &third.solution)?;
+        if c.hard == 0 && c < best_cost {
+            best = third.solution;
+            best_cost = c;
+        }
+    }
+    Ok(SolveResult {
+        solution: best,
+        cost: best_cost,
+        seconds: started.elapsed().as_secs_f64(),
+        first_feasible,
+        iterations,
+        relaxed: Vec::new(),
+        explanation: Vec::new(),
+    })
+}
+
+fn solve_plain(
     model: &Model,
     opts: &SolveOptions,
     progress: &(dyn Fn(&Progress) + Sync),
@@ -339,6 +478,13 @@ struct Search<'p, 'r, 's> {
     soft_in_hard: bool,
     /// Hard phase by simulated annealing instead of min-conflicts tabu search.
     anneal: bool,
+    /// Hard phase by conflict-directed ejection (FET's and IFS's way): the
+    /// timetable stays free of clashes, an unplaced unit goes to its best
+    /// start and the units it clashes with are taken out.
+    eject: bool,
+    conflicts: Vec<usize>,
+    /// How often each unit was taken out of each start (unit × slot).
+    ejected: Vec<u32>,
     temperature: f64,
     sa_since_improve: u64,
 }
@@ -375,12 +521,16 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             res_acts,
             moves: Vec::new(),
             undo: Vec::new(),
-            // Portfolio: threads cycle through three tunings of the hard phase
-            // (min-conflicts tabu search with soft tie-breaking, simulated
-            // annealing, min-conflicts tabu search on hard violations only).
-            noise: if thread % 3 == 2 { 10 } else { 30 },
-            soft_in_hard: thread % 3 != 2,
-            anneal: thread % 3 == 1,
+            // Portfolio: threads cycle through tunings of the hard phase
+            // (conflict-directed ejection, simulated annealing, min-conflicts
+            // tabu search on hard violations only, min-conflicts tabu search
+            // with soft tie-breaking).
+            noise: if thread % 4 == 2 { 10 } else { 30 },
+            soft_in_hard: thread % 4 != 2,
+            anneal: thread % 4 == 1,
+            eject: thread % 4 == 0,
+            conflicts: Vec::new(),
+            ejected: vec![0; p.units.len() * p.slots],
             temperature: 1.0,
             sa_since_improve: 0,
         }
@@ -536,6 +686,171 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 self.st.apply(&mv);
             }
         }
+        if self.eject {
+            self.eject_clashes();
+        }
+    }
+
+    /// Take out every unit that clashes with another (resource or room).
+    fn eject_clashes(&mut self) {
+        let p = self.p;
+        for u in 0..p.units.len() {
+            let clash = p.units[u].iter().any(|&a| {
+                let s0 = self.st.start[a];
+                if s0 == NONE {
+                    return false;
+                }
+                let (s0, dur) = (s0 as usize, p.acts[a].dur);
+                let r = self.st.room[a];
+                p.acts[a]
+                    .res
+                    .iter()
+                    .any(|&x| (s0..s0 + dur).any(|t| self.st.res_occ(x, t) >= 2))
+                    || (r != NONE && (s0..s0 + dur).any(|t| self.st.room_occ(r, t) >= 2))
+            });
+            if clash {
+                self.moves.clear();
+                for &a in &p.units[u] {
+                    self.moves.push((a, NONE, NONE));
+                }
+                let mv = std::mem::take(&mut self.moves);
+                self.st.apply(&mv);
+                self.moves = mv;
+            }
+        }
+    }
+
+    /// One step of conflict-directed ejection.
+    fn eject_step(&mut self, iter: u64) {
+        let p = self.p;
+        let n_units = p.units.len();
+        // An unplaced unit, found by sampling, else by a scan.
+        let mut u = usize::MAX;
+        for _ in 0..20 {
+            let v = self.rng.gen_range(0..n_units);
+            if self.st.start[p.units[v][0]] == NONE {
+                u = v;
+                break;
+            }
+        }
+        if u == usize::MAX {
+            let free: Vec<usize> = (0..n_units)
+                .filter(|&v| self.st.start[p.units[v][0]] == NONE)
+                .collect();
+            if free.is_empty() {
+                // Everything is placed but something is violated: take a
+                // unit in a violation out, to be placed again.
+                let v = self.pick_violating_unit();
+                let old = self.st.start[p.units[v][0]];
+                self.moves.clear();
+                for &a in &p.units[v] {
+                    self.moves.push((a, NONE, NONE));
+                }
+                let mv = std::mem::take(&mut self.moves);
+                self.st.apply(&mv);
+                self.moves = mv;
+                if old != NONE {
+                    self.tabu[v * p.slots + old as usize] = iter + 10;
+                }
+                return;
+            }
+            u = free[self.rng.gen_range(0..free.len())];
+        }
+        let starts = &p.unit_starts[u];
+        let n = starts.len();
+        if n == 0 {
+            return;
+        }
+        let sample = 64usize;
+        let off = self.rng.gen_range(0..n);
+        let step = if n > sample { n / sample } else { 1 };
+        let best_hard = self.best.hard;
+        let mut chosen: Option<(i64, Moves)> = None;
+        let mut ties = 0u32;
+        let mut k = 0;
+        while k < n.min(sample * step) {
+            let s = starts[(off + k) % n];
+            k += step;
+            // Units clashing with u at s.
+            self.conflicts.clear();
+            for &a in &p.units[u] {
+                let (sa, ea) = (s as usize, s as usize + p.acts[a].dur);
+                for &r in &p.acts[a].res {
+                    for &b in &self.res_acts[r as usize] {
+                        let sb = self.st.start[b];
+                        if sb == NONE {
+                            continue;
+                        }
+                        let (sb, eb) = (sb as usize, sb as usize + p.acts[b].dur);
+                        if sb < ea && sa < eb {
+                            let v = p.act_unit[b];
+                            if v != u && !self.conflicts.contains(&v) {
+                                self.conflicts.push(v);
+                            }
+                        }
+                    }
+                }
+            }
+            self.moves.clear();
+            for &v in &self.conflicts {
+                for &b in &p.units[v] {
+                    self.moves.push((b, NONE, NONE));
+                }
+            }
+            let mut taken: Vec<u16> = Vec::new();
+            for i in 0..p.units[u].len() {
+                let a = p.units[u][i];
+                let r = self.pick_room(a, s, &taken);
+                if r != NONE {
+                    taken.push(r);
+                }
+                self.moves.push((a, s, r));
+            }
+            // Prefer taking out units that were rarely taken out from there.
+            let penalty: i64 = self
+                .conflicts
+                .iter()
+                .map(|&v| {
+                    let sv = self.st.start[p.units[v][0]] as usize;
+                    self.ejected[v * p.slots + sv] as i64
+                })
+                .sum();
+            let c = self.try_moves();
+            self.revert();
+            let is_tabu = self.tabu[u * p.slots + s as usize] > iter;
+            if is_tabu && c.hard >= best_hard {
+                continue;
+            }
+            let sc = scalar(c).saturating_add(penalty.saturating_mul(EJECT_PENALTY));
+            match &chosen {
+                Some((b, _)) if sc > *b => {}
+                Some((b, _)) if sc == *b => {
+                    ties += 1;
+                    if self.rng.gen_range(0..=ties) == 0 {
+                        chosen = Some((sc, self.moves.clone()));
+                    }
+                }
+                _ => {
+                    ties = 0;
+                    chosen = Some((sc, self.moves.clone()));
+                }
+            }
+        }
+        let Some((_, mv)) = chosen else { return };
+        // Ejected units may not go straight back.
+        for &(b, s, _) in &mv {
+            if s == NONE {
+                let old = self.st.start[b];
+                if old != NONE {
+                    let v = p.act_unit[b];
+                    self.tabu[v * p.slots + old as usize] =
+                        iter + 10 + self.rng.gen_range(0..10u64);
+                    let e = &mut self.ejected[v * p.slots + old as usize];
+                    *e = e.saturating_add(1);
+                }
+            }
+        }
+        self.st.apply(&mv);
     }
 
     fn run(&mut self, until: Instant, iterations: &mut u64) {
@@ -551,10 +866,17 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let mut lahc: Vec<i64> = Vec::new();
         let mut since_best = 0u64;
         let mut last_best = self.best;
+        let mut last_best_at = Instant::now();
         let mut iter: u64 = 0;
         loop {
-            if iter % 64 == 0 && (self.shared.stop() || Instant::now() >= until) {
-                break;
+            if iter % 64 == 0 {
+                let now = Instant::now();
+                if self.shared.stop() || now >= until {
+                    break;
+                }
+                if self.opts.stall.is_some_and(|d| now >= last_best_at + d) {
+                    break;
+                }
             }
             if self.opts.max_iterations.is_some_and(|m| *iterations >= m) {
                 break;
@@ -578,7 +900,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             iter += 1;
             *iterations += 1;
             if self.st.cost().hard > 0 {
-                if self.anneal {
+                if self.eject {
+                    self.eject_step(iter);
+                } else if self.anneal {
                     self.sa_step();
                 } else {
                     self.tabu_step(iter);
@@ -593,10 +917,12 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             self.record();
             if self.best < last_best {
                 last_best = self.best;
+                last_best_at = Instant::now();
                 since_best = 0;
             } else {
                 since_best += 1;
-                if self.st.cost().hard > 0 && since_best > 4000 + 20 * n_units as u64 {
+                let patience = if self.eject { 50 } else { 1 } * (4000 + 20 * n_units as u64);
+                if self.st.cost().hard > 0 && since_best > patience {
                     // Restart from the best timetable with a random shake.
                     let (bs, br) = (self.best_start.clone(), self.best_room.clone());
                     self.moves.clear();
@@ -616,6 +942,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                         let mv = std::mem::take(&mut self.moves);
                         self.st.apply(&mv);
                         self.moves = mv;
+                    }
+                    if self.eject {
+                        self.eject_clashes();
                     }
                     since_best = 0;
                 }

@@ -50,6 +50,24 @@ pub fn day_value(
             Some(end) if end < 64 => ((mask >> end).count_ones() as i64, 0),
             _ => (0, 0),
         },
+        RKind::RealDays(_) | RKind::RealDayHours(_) | RKind::FullDays(_) => {
+            real_day_value(kind, mask, 0)
+        }
+    }
+}
+
+/// Per-real-day quantities of a real-day constraint from the masks of the
+/// morning (`m0`) and the afternoon (`m1`).
+#[inline]
+pub fn real_day_value(kind: RKind, m0: u64, m1: u64) -> (i64, i64) {
+    match kind {
+        RKind::RealDays(_) => (0, ((m0 | m1) != 0) as i64),
+        RKind::FullDays(_) => (0, (m0 != 0 && m1 != 0) as i64),
+        RKind::RealDayHours(max) => {
+            let n = (m0.count_ones() + m1.count_ones()) as usize;
+            (n.saturating_sub(max) as i64, 0)
+        }
+        _ => (0, 0),
     }
 }
 
@@ -72,7 +90,10 @@ pub fn gaps(mask: u64, excused: u64) -> usize {
 #[inline]
 pub fn rc_cost(kind: RKind, sx: i64, sy: i64) -> i64 {
     match kind {
-        RKind::MaxGapsWeek(max) | RKind::MaxDays(max) => (sy - max as i64).max(0),
+        RKind::MaxGapsWeek(max)
+        | RKind::MaxDays(max)
+        | RKind::RealDays(max)
+        | RKind::FullDays(max) => (sy - max as i64).max(0),
         RKind::EarlyMax(max) => sx + (sy - max as i64).max(0),
         _ => sx,
     }
@@ -83,7 +104,26 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
     let per = p.periods;
     let placed = || g.acts.iter().copied().filter(|&a| start[a] != NONE);
     match g.kind {
-        GKind::MinDays { min, consecutive } => {
+        GKind::MinDays { min } => {
+            let mut v = 0;
+            for (i, &a) in g.acts.iter().enumerate() {
+                if start[a] == NONE {
+                    continue;
+                }
+                let da = start[a] as usize / per / p.real_day;
+                for &b in &g.acts[i + 1..] {
+                    if start[b] == NONE || b == a {
+                        continue;
+                    }
+                    let db = start[b] as usize / per / p.real_day;
+                    if da.abs_diff(db) < min {
+                        v += 1;
+                    }
+                }
+            }
+            v
+        }
+        GKind::SameDayConsecutive => {
             let mut v = 0;
             for (i, &a) in g.acts.iter().enumerate() {
                 if start[a] == NONE {
@@ -95,14 +135,8 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
                         continue;
                     }
                     let (db, sb) = (start[b] as usize / per / p.real_day, start[b] as usize);
-                    if da.abs_diff(db) < min {
+                    if da == db && sa + p.acts[a].dur != sb && sb + p.acts[b].dur != sa {
                         v += 1;
-                    }
-                    if consecutive && da == db {
-                        let adjacent = sa + p.acts[a].dur == sb || sb + p.acts[b].dur == sa;
-                        if !adjacent {
-                            v += 1;
-                        }
                     }
                 }
             }
@@ -384,15 +418,27 @@ impl<'p> State<'p> {
             for &ci in &p.res_rcons[r] {
                 let ci = ci as usize;
                 let rc = &p.rcons[ci];
-                let ends_at = match rc.kind {
-                    RKind::EndsDay(a)
-                        if self.start[a] != NONE && self.start[a] as usize / p.periods == d =>
-                    {
-                        Some(self.start[a] as usize % p.periods + p.acts[a].dur)
-                    }
-                    _ => None,
+                let (d, v) = if rc.kind.real_day() {
+                    // Kept on the morning of the real day.
+                    let de = d - d % 2;
+                    let m0 = self.res_mask[r * p.days + de];
+                    let m1 = if de + 1 < p.days {
+                        self.res_mask[r * p.days + de + 1]
+                    } else {
+                        0
+                    };
+                    (de, real_day_value(rc.kind, m0, m1))
+                } else {
+                    let ends_at = match rc.kind {
+                        RKind::EndsDay(a)
+                            if self.start[a] != NONE && self.start[a] as usize / p.periods == d =>
+                        {
+                            Some(self.start[a] as usize % p.periods + p.acts[a].dur)
+                        }
+                        _ => None,
+                    };
+                    (d, day_value(rc.kind, mask, exc, p.periods, ends_at))
                 };
-                let v = day_value(rc.kind, mask, exc, p.periods, ends_at);
                 let old = self.rc_day[ci * p.days + d];
                 if v != old {
                     self.rc_day[ci * p.days + d] = v;
@@ -558,12 +604,27 @@ pub fn full_cost(p: &Problem, start: &[u16], room: &[u16]) -> Cost {
     for rc in &p.rcons {
         let r = rc.res as usize;
         let (mut sx, mut sy) = (0, 0);
-        for d in 0..p.days {
-            let mut mask = 0u64;
-            for q in 0..p.periods {
-                if res_occ[r * p.slots + d * p.periods + q] > 0 {
-                    mask |= 1 << q;
+        let masks: Vec<u64> = (0..p.days)
+            .map(|d| {
+                let mut mask = 0u64;
+                for q in 0..p.periods {
+                    if res_occ[r * p.slots + d * p.periods + q] > 0 {
+                        mask |= 1 << q;
+                    }
                 }
+                mask
+            })
+            .collect();
+        for d in 0..p.days {
+            let mask = masks[d];
+            if rc.kind.real_day() {
+                if d % 2 == 0 {
+                    let m1 = masks.get(d + 1).copied().unwrap_or(0);
+                    let (x, y) = real_day_value(rc.kind, mask, m1);
+                    sx += x;
+                    sy += y;
+                }
+                continue;
             }
             let ends_at = match rc.kind {
                 RKind::EndsDay(a) if start[a] != NONE && start[a] as usize / p.periods == d => {

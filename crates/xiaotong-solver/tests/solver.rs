@@ -49,6 +49,7 @@ fn random_model(seed: u64) -> Model {
                 features: vec![],
             })
             .collect(),
+        days_per_real_day: rng.gen_range(1..3),
         capacity: if rng.gen_bool(0.5) {
             CapacityRule::Soft(1)
         } else {
@@ -93,7 +94,7 @@ fn random_model(seed: u64) -> Model {
     };
     use ConstraintKind as K;
     for _ in 0..rng.gen_range(5..25) {
-        let kind = match rng.gen_range(0..23) {
+        let kind = match rng.gen_range(0..26) {
             0 => K::BreakTimes(vec![(rng.gen_range(0..days), rng.gen_range(0..periods))]),
             1 => K::TeacherNotAvailable {
                 teacher: rng.gen_range(0..nt),
@@ -176,6 +177,18 @@ fn random_model(seed: u64) -> Model {
             },
             21 => K::CurriculumCompactness {
                 students: rng.gen_range(0..na),
+            },
+            22 => K::MaxRealDaysPerWeek {
+                who: who(&mut rng),
+                max: rng.gen_range(0..3),
+            },
+            23 => K::MaxHoursPerRealDay {
+                who: who(&mut rng),
+                max: rng.gen_range(1..5),
+            },
+            24 => K::MaxMorningAndAfternoonDays {
+                who: who(&mut rng),
+                max: rng.gen_range(0..2),
             },
             _ => K::RoomStability {
                 activities: acts(&mut rng, 3),

@@ -1,0 +1,185 @@
+//! FET's meaning of constraints, as `fet-cl` checks a timetable we wrote.
+//!
+//! Each test pins a rule on which our model once disagreed with fet-cl (it
+//! refused a timetable we scored as free of hard violations).
+
+use xiaotong_solver::fet::{self, FetOptions};
+use xiaotong_solver::solver;
+use xiaotong_solver::{Model, Solution};
+
+const TINY: &str = include_str!("data/tiny.fet");
+
+fn read(text: &str) -> Model {
+    fet::read_str(text, &FetOptions::default()).unwrap()
+}
+
+/// Score a timetable given as (activity id, day, hour, room) in model indices.
+fn score(m: &Model, placed: &[(u64, usize, usize, Option<usize>)]) -> (i64, i64) {
+    let mut sol = Solution::empty(m.activities.len());
+    for &(id, d, h, r) in placed {
+        let a = m.activities.iter().position(|a| a.id == id).unwrap();
+        sol.start[a] = Some((d, h));
+        sol.room[a] = r;
+    }
+    let (cost, _) = solver::evaluate(m, &sol).unwrap();
+    (cost.hard, cost.soft)
+}
+
+// tiny.fet: activities 1 and 2 (Smith, Y1A, Math, split, min days 1 at 95 %
+// with "consecutive if same day"), 3 (Smith, Y1B, 2 hours), 4 (Jones, Y1);
+// Math must be in room R1 (0), activity 4 in R1 or Hall (1).
+const SAME_DAY_APART: &[(u64, usize, usize, Option<usize>)] = &[
+    (1, 0, 0, Some(0)),
+    (2, 0, 2, Some(0)),
+    (4, 0, 1, Some(1)),
+    (3, 1, 0, Some(0)),
+];
+const SAME_DAY_ADJACENT: &[(u64, usize, usize, Option<usize>)] = &[
+    (1, 0, 0, Some(0)),
+    (2, 0, 1, Some(0)),
+    (4, 0, 2, Some(1)),
+    (3, 1, 0, Some(0)),
+];
+
+#[test]
+fn consecutive_if_same_day_is_hard_whatever_the_weight() {
+    let m = read(TINY);
+    // Same day and adjacent: only the 95 % "min days" part is broken.
+    assert_eq!(score(&m, SAME_DAY_ADJACENT), (0, 95));
+    // Same day, not adjacent: fet-cl refuses this, whatever the weight.
+    assert_eq!(score(&m, SAME_DAY_APART), (1, 95));
+    // At 0 % the "min days" part is off, the adjacency part is not.
+    let zero = TINY.replace(
+        "<Weight_Percentage>95</Weight_Percentage><Consecutive_If_Same_Day>true",
+        "<Weight_Percentage>0</Weight_Percentage><Consecutive_If_Same_Day>true",
+    );
+    assert_ne!(zero, TINY);
+    let m = read(&zero);
+    assert_eq!(score(&m, SAME_DAY_ADJACENT), (0, 0));
+    assert_eq!(score(&m, SAME_DAY_APART), (1, 0));
+    // Without the flag, nothing is hard.
+    let plain = TINY.replace(
+        "<Consecutive_If_Same_Day>true",
+        "<Consecutive_If_Same_Day>false",
+    );
+    assert_eq!(score(&read(&plain), SAME_DAY_APART), (0, 95));
+}
+
+/// A mornings-afternoons file: half days Mon1, Mon2, Tue1, Tue2 of two hours;
+/// teacher T teaches activity 1 (group G1) and 2 (group G2), one hour each.
+fn ma_file(version: &str, mode: bool, behavior: Option<&str>, constraints: &str) -> String {
+    let mode = if mode {
+        "<Mode>Mornings_Afternoons</Mode>"
+    } else {
+        ""
+    };
+    let behavior = behavior
+        .map(|b| format!("<Mornings_Afternoons_Behavior>{b}</Mornings_Afternoons_Behavior>"))
+        .unwrap_or_default();
+    let act = |id: u32, g: &str| {
+        format!(
+            "<Activity><Teacher>T</Teacher><Subject>S</Subject><Students>{g}</Students><Duration>1</Duration><Total_Duration>1</Total_Duration><Id>{id}</Id><Activity_Group_Id>0</Activity_Group_Id><Active>true</Active></Activity>"
+        )
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<fet version="{version}">
+{mode}
+<Institution_Name>MA</Institution_Name>
+<Days_List><Number_of_Days>4</Number_of_Days>
+<Day><Name>Mon1</Name></Day><Day><Name>Mon2</Name></Day><Day><Name>Tue1</Name></Day><Day><Name>Tue2</Name></Day>
+</Days_List>
+<Hours_List><Number_of_Hours>2</Number_of_Hours><Hour><Name>1</Name></Hour><Hour><Name>2</Name></Hour></Hours_List>
+<Subjects_List><Subject><Name>S</Name></Subject></Subjects_List>
+<Teachers_List><Teacher><Name>T</Name>{behavior}</Teacher></Teachers_List>
+<Students_List><Year><Name>Y</Name><Number_of_Students>0</Number_of_Students>
+<Group><Name>G1</Name><Number_of_Students>0</Number_of_Students></Group>
+<Group><Name>G2</Name><Number_of_Students>0</Number_of_Students></Group>
+</Year></Students_List>
+<Activities_List>{}{}</Activities_List>
+<Time_Constraints_List>
+<ConstraintBasicCompulsoryTime><Weight_Percentage>100</Weight_Percentage><Active>true</Active></ConstraintBasicCompulsoryTime>
+{constraints}
+</Time_Constraints_List>
+<Space_Constraints_List/>
+</fet>
+"#,
+        act(1, "G1"),
+        act(2, "G2")
+    )
+}
+
+/// Activities 1 and 2 at (half day, hour).
+fn hard_at(text: &str, a: (usize, usize), b: (usize, usize)) -> i64 {
+    let m = read(text);
+    score(&m, &[(1, a.0, a.1, None), (2, b.0, b.1, None)]).0
+}
+
+const MON1: usize = 0;
+const MON2: usize = 1;
+const TUE1: usize = 2;
+const TUE2: usize = 3;
+
+#[test]
+fn mornings_afternoons_behavior_of_teachers() {
+    let ex = ma_file("6.8.5", true, Some("Exclusive"), "");
+    assert_eq!(hard_at(&ex, (MON1, 0), (MON2, 0)), 1);
+    assert_eq!(hard_at(&ex, (MON1, 0), (TUE2, 0)), 0);
+    assert_eq!(hard_at(&ex, (MON1, 0), (MON1, 1)), 0);
+    let one = ma_file("6.8.5", true, Some("One day exception"), "");
+    assert_eq!(hard_at(&one, (MON1, 0), (MON2, 0)), 0);
+    let free = ma_file("6.8.5", true, Some("Unrestricted"), "");
+    assert_eq!(hard_at(&free, (MON1, 0), (MON2, 0)), 0);
+    // FET converts old Morocco files to this mode with exclusive teachers,
+    // old Algerian files with unrestricted ones.
+    let morocco = ma_file("5.27.3-morocco", false, None, "");
+    assert_eq!(hard_at(&morocco, (MON1, 0), (MON2, 0)), 1);
+    let algeria = ma_file("5.27.3-algeria17", false, None, "");
+    assert_eq!(hard_at(&algeria, (MON1, 0), (MON2, 0)), 0);
+    // Outside that mode, halves are ordinary days.
+    let plain = ma_file("6.8.5", false, Some("Exclusive"), "");
+    assert_eq!(hard_at(&plain, (MON1, 0), (MON2, 0)), 0);
+}
+
+#[test]
+fn old_morocco_files_count_teacher_days_and_hours_per_real_day() {
+    let max_days = "<ConstraintTeacherMaxDaysPerWeek><Weight_Percentage>100</Weight_Percentage><Teacher_Name>T</Teacher_Name><Max_Days_Per_Week>1</Max_Days_Per_Week><Active>true</Active></ConstraintTeacherMaxDaysPerWeek>";
+    let f = ma_file("5.27.3-ma3", false, Some("One day exception"), max_days);
+    assert_eq!(hard_at(&f, (MON1, 0), (MON2, 0)), 0);
+    assert_eq!(hard_at(&f, (MON1, 0), (TUE1, 0)), 1);
+    let max_hours = "<ConstraintTeachersMaxHoursDaily><Weight_Percentage>100</Weight_Percentage><Maximum_Hours_Daily>1</Maximum_Hours_Daily><Active>true</Active></ConstraintTeachersMaxHoursDaily>";
+    let f = ma_file("5.27.3-ma3", false, Some("One day exception"), max_hours);
+    assert_eq!(hard_at(&f, (MON1, 0), (MON2, 0)), 1);
+    assert_eq!(hard_at(&f, (MON1, 0), (TUE1, 0)), 0);
+    // In a FET 6 file the same constraints count half days.
+    let f = ma_file("6.8.5", true, Some("One day exception"), max_hours);
+    assert_eq!(hard_at(&f, (MON1, 0), (MON2, 0)), 0);
+}
+
+#[test]
+fn strict_repair_reports_real_weights_and_keeps_the_timetable_feasible() {
+    use std::time::Duration;
+    use xiaotong_solver::solver::SolveOptions;
+    let opts = SolveOptions {
+        time_limit: Duration::from_secs(2),
+        strict_soft: Some(90),
+        strict_share: 0.5,
+        ..SolveOptions::default()
+    };
+    // Feasible with the 95 % "min days" as hard: the repair reaches that.
+    let r = solver::solve(&read(TINY), &opts, &|_| {}).unwrap();
+    assert_eq!((r.cost.hard, r.cost.soft), (0, 0));
+    // Both parts of the split activity must be on Monday: the repair cannot
+    // succeed, the feasible timetable pays the 95 % soft cost.
+    let monday = |id: u32| {
+        format!(
+            "<ConstraintActivityPreferredStartingTimes><Weight_Percentage>100</Weight_Percentage><Activity_Id>{id}</Activity_Id><Number_of_Preferred_Starting_Times>3</Number_of_Preferred_Starting_Times><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>1</Preferred_Starting_Hour></Preferred_Starting_Time><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>2</Preferred_Starting_Hour></Preferred_Starting_Time><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>3</Preferred_Starting_Hour></Preferred_Starting_Time><Active>true</Active></ConstraintActivityPreferredStartingTimes>\n"
+        )
+    };
+    let text = TINY.replace(
+        "</Time_Constraints_List>",
+        &format!("{}{}</Time_Constraints_List>", monday(1), monday(2)),
+    );
+    let r = solver::solve(&read(&text), &opts, &|_| {}).unwrap();
+    assert_eq!((r.cost.hard, r.cost.soft), (0, 95));
+}
