@@ -25,8 +25,9 @@ pub const JOB_PUBLISH: &str = "messaging.publish";
 pub const JOB_FANOUT: &str = "messaging.fanout";
 pub const JOB_SEND: &str = "messaging.send";
 
-/// Recipients per fan-out job.
-pub const FANOUT_CHUNK: usize = 1000;
+/// Recipients per fan-out job: 20,000 make 8 jobs, all claimed in one round
+/// by the runner's 16 workers.
+pub const FANOUT_CHUNK: usize = 2500;
 /// Attempts per delivery before it is dead-lettered.
 pub const MAX_ATTEMPTS: i64 = 12;
 
@@ -173,14 +174,15 @@ pub fn fanout_jobs(tenant_id: i64, message_id: i64, recipients: usize) -> Vec<Ne
     // A message with no recipients still gets one job, for its group channels.
     loop {
         let end = (start + FANOUT_CHUNK).min(recipients);
-        out.push(
-            NewJob::new(
-                JOB_FANOUT,
-                serde_json::json!({"message_id": message_id, "start": start, "end": end}),
-            )
-            .tenant(tenant_id)
-            .max_attempts(20),
-        );
+        let mut job = NewJob::new(
+            JOB_FANOUT,
+            serde_json::json!({"message_id": message_id, "start": start, "end": end}),
+        )
+        .tenant(tenant_id)
+        .max_attempts(20);
+        // Inbox entries before e-mails: fan-out is claimed ahead of sending.
+        job.priority = 10;
+        out.push(job);
         start = end;
         if start >= recipients {
             break;
@@ -883,7 +885,8 @@ mod tests {
     #[test]
     fn fanout_is_chunked_and_never_empty() {
         assert_eq!(fanout_jobs(1, 9, 0).len(), 1);
-        assert_eq!(fanout_jobs(1, 9, 2500).len(), 3);
-        assert_eq!(fanout_jobs(1, 9, 2500)[2].payload["end"], 2500);
+        let n = FANOUT_CHUNK * 2 + 1;
+        assert_eq!(fanout_jobs(1, 9, n).len(), 3);
+        assert_eq!(fanout_jobs(1, 9, n)[2].payload["end"], n);
     }
 }

@@ -392,7 +392,7 @@ pub async fn insert_inbox(
     recipients: &[Recipient],
 ) -> Result<()> {
     let now = now_ms();
-    for chunk in recipients.chunks(500) {
+    for chunk in recipients.chunks(1000) {
         let mut q = String::from(
             "inbox (tenant_id, message_id, person_id, via_person_id, created_at) VALUES ",
         );
