@@ -821,11 +821,10 @@ async fn send(app: &App, job: &Job) -> anyhow::Result<()> {
         );
     }
     if !fallbacks.is_empty() {
-        if let Some(cfgs) = Some(store::channel_configs(&app.db, tenant_id).await?) {
-            for f in &mut fallbacks {
-                if let Some(c) = cfgs.iter().find(|c| c.channel == f.channel && c.enabled) {
-                    f.provider = c.provider.clone();
-                }
+        let cfgs = store::channel_configs(&app.db, tenant_id).await?;
+        for f in &mut fallbacks {
+            if let Some(c) = cfgs.iter().find(|c| c.channel == f.channel && c.enabled) {
+                f.provider = c.provider.clone();
             }
         }
         fallbacks.retain(|f| !f.provider.is_empty());

@@ -1149,17 +1149,13 @@ pub async fn mark(app: &App, p: &Principal, inbox_id: i64, confirm: bool) -> Res
         )
         .await?
         .ok_or(Error::NotFound("inbox entry"))?;
-    let set = if confirm {
-        "read_at = COALESCE(read_at, ?), confirmed_at = COALESCE(confirmed_at, ?)"
-    } else {
-        "read_at = COALESCE(read_at, ?), confirmed_at = COALESCE(confirmed_at, ?) "
-    };
     let confirmed_value = if confirm { Some(now) } else { None };
     app.db
         .execute(
-            &Sql::new(format!(
-                "UPDATE inbox SET {set} WHERE tenant_id = ? AND person_id = ? AND id = ?"
-            ))
+            &Sql::new(
+                "UPDATE inbox SET read_at = COALESCE(read_at, ?), confirmed_at = COALESCE(confirmed_at, ?) \
+                 WHERE tenant_id = ? AND person_id = ? AND id = ?",
+            )
             .bind(now)
             .bind(confirmed_value)
             .bind(p.tenant_id)
