@@ -43,6 +43,8 @@ pub struct App {
     pub principals: Arc<crate::auth::cache::PrincipalCache>,
     /// Delivery adapters and live inbox updates of this process.
     pub messaging: Arc<crate::messaging::Runtime>,
+    /// Check-ins waiting for their group commit (see `lessons::group`).
+    pub checkins: Arc<crate::lessons::group::CheckinGroups>,
 }
 
 impl App {
@@ -54,6 +56,7 @@ impl App {
             settings: Arc::new(settings),
             principals: Arc::default(),
             messaging: Arc::default(),
+            checkins: Arc::default(),
         })
     }
 }

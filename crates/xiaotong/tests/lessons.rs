@@ -801,6 +801,73 @@ async fn concurrent_same_checkin(url: String) {
 }
 on_all_backends!(concurrent_same, concurrent_same_checkin);
 
+/// Check-ins of a whole class arriving at once, one request per student,
+/// are committed in groups; a student without hours fails alone, and a
+/// second round changes nothing.
+async fn concurrent_class_singles(url: String) {
+    let fx = fixture(&url, 40).await;
+    let (broke, paying) = fx.students.split_first().unwrap();
+    let mut accounts = vec![];
+    for st in paying {
+        accounts.push(fx.sell(*st).await);
+    }
+    let s = fx.session(0, false).await;
+    for round in 0..2 {
+        let mut handles = vec![];
+        for st in &fx.students {
+            let (client, base, csrf) = (
+                fx.teacher.client.clone(),
+                fx.teacher.base.clone(),
+                fx.teacher.csrf.clone(),
+            );
+            let body = marks(&[*st], "present");
+            let st = *st;
+            handles.push(tokio::spawn(async move {
+                let r = client
+                    .post(format!("{base}/api/v1/lessons/sessions/{s}/checkin"))
+                    .header("x-csrf-token", csrf)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                (st, r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }));
+        }
+        for h in handles {
+            let (st, status, v) = h.await.unwrap();
+            if st == *broke {
+                assert_eq!(status, 422, "{v}");
+                assert!(
+                    v.to_string().contains("no active lesson-hour account"),
+                    "{v}"
+                );
+            } else {
+                assert_eq!(status, 200, "{v}");
+                let r = &v["results"][0];
+                assert_eq!(r["student_id"], json!(st));
+                assert_eq!(r["created"], json!(round == 0), "round {round}: {v}");
+                if round == 0 {
+                    assert_eq!(r["hours"], json!(150));
+                    assert_eq!(r["balance_after"], json!(850));
+                }
+            }
+        }
+    }
+    for acc in &accounts {
+        assert_eq!(fx.balance(*acc).await, 850);
+        assert_eq!(fx.ledger_sum(*acc).await, 850);
+    }
+    let debits = count(
+        &fx.server.app,
+        Sql::new("SELECT COUNT(*) AS n FROM ledger_entries WHERE tenant_id = ? AND kind = 'consume' AND session_id = ?").bind(fx.tenant_id).bind(s),
+    )
+    .await;
+    assert_eq!(debits, paying.len() as i64);
+    fx.verify_ok().await;
+    fx.server.stop().await;
+}
+on_all_backends!(class_singles, concurrent_class_singles);
+
 /// Concurrent top-ups and check-ins on one account: the balance equals the ledger sum.
 async fn concurrent_sales_checkins(url: String) {
     let fx = fixture(&url, 2).await;

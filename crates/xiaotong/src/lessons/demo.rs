@@ -273,7 +273,8 @@ pub async fn seed(app: &App, tenant_id: i64, teacher_login: i64) -> anyhow::Resu
                 })
                 .collect();
             let out = check_in_once(
-                app,
+                &app.db,
+                &app.keys,
                 &Actor {
                     person_id: Some(*teacher),
                     ..actor.clone()

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod demo;
+pub mod group;
 pub mod http;
 pub mod ledger;
 pub mod model;

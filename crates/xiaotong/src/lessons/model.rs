@@ -117,7 +117,7 @@ pub struct NewSession {
     pub makeup: bool,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: i64,
     pub class_id: i64,
@@ -310,7 +310,7 @@ pub struct MarkResult {
     pub seq: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CheckInResult {
     pub session_id: i64,
     pub results: Vec<MarkResult>,

@@ -7,7 +7,8 @@ use super::store::{self, AccountRow, Reach, SessionRow};
 use crate::app::App;
 use crate::audit::{self, Change};
 use crate::auth::{authorize, Actor, Principal, Scope};
-use crate::db::{now_ms, Tx};
+use crate::crypto::Keys;
+use crate::db::{now_ms, Db, Tx};
 use crate::error::{Error, FieldError, Result};
 use crate::jobs::{self, NewJob};
 
@@ -1050,8 +1051,35 @@ pub async fn check_in(
         .collect();
     check(errors)?;
     let settings = store::settings(&app.db, p.tenant_id).await?;
+    if c.marks.len() <= super::group::MAX_MARKS_GROUPED {
+        return app
+            .checkins
+            .submit(app, p.actor(), session, settings, c.marks.clone())
+            .await;
+    }
+    check_in_retrying(
+        &app.db,
+        &app.keys,
+        &p.actor(),
+        &session,
+        &settings,
+        &c.marks,
+    )
+    .await
+}
+
+/// A check-in in a transaction of its own, retried on deadlocks and busy
+/// databases.
+pub async fn check_in_retrying(
+    db: &Db,
+    keys: &Keys,
+    actor: &Actor,
+    session: &SessionRow,
+    settings: &LessonSettings,
+    marks: &[Mark],
+) -> Result<CheckInResult> {
     for attempt in 0.. {
-        match check_in_once(app, &p.actor(), &session, &settings, &c.marks).await {
+        match check_in_once(db, keys, actor, session, settings, marks).await {
             Err(e) if attempt < 8 && retryable(&e) => continue,
             r => return r,
         }
@@ -1061,12 +1089,38 @@ pub async fn check_in(
 
 /// One attempt of a check-in; also used by the demo and benchmarks.
 pub async fn check_in_once(
-    app: &App,
+    db: &Db,
+    keys: &Keys,
     actor: &Actor,
     session: &SessionRow,
     settings: &LessonSettings,
     marks: &[Mark],
 ) -> Result<CheckInResult> {
+    let mut tx = db.begin().await?;
+    let r = check_in_tx(keys, &mut tx, actor, session, settings, marks).await;
+    match r {
+        Ok(out) => {
+            tx.commit().await?;
+            Ok(out)
+        }
+        Err(e) => {
+            tx.rollback().await.ok();
+            Err(e)
+        }
+    }
+}
+
+/// The writes of one check-in inside the caller's transaction (the group
+/// commit runs several in one).
+pub(super) async fn check_in_tx(
+    keys: &Keys,
+    tx: &mut Tx,
+    actor: &Actor,
+    session: &SessionRow,
+    settings: &LessonSettings,
+    marks: &[Mark],
+) -> Result<CheckInResult> {
+    let tenant_id = actor.tenant_id;
     let s = &session.api;
     let now = now_ms();
     let op = crate::crypto::random_token(12);
@@ -1083,39 +1137,8 @@ pub async fn check_in_once(
             (m.student_id, m.status.clone(), h)
         })
         .collect();
-    let mut tx = app.db.begin().await?;
-    let r = check_in_tx(
-        app, &mut tx, actor, session, settings, &sorted, &rows, &op, now,
-    )
-    .await;
-    match r {
-        Ok(out) => {
-            tx.commit().await?;
-            Ok(out)
-        }
-        Err(e) => {
-            tx.rollback().await.ok();
-            Err(e)
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn check_in_tx(
-    app: &App,
-    tx: &mut Tx,
-    actor: &Actor,
-    session: &SessionRow,
-    settings: &LessonSettings,
-    sorted: &[(usize, &Mark)],
-    rows: &[(i64, String, i64)],
-    op: &str,
-    now: i64,
-) -> Result<CheckInResult> {
-    let tenant_id = actor.tenant_id;
-    let s = &session.api;
     let inserted =
-        store::insert_attendance(tx, tenant_id, s.id, rows, op, actor.person_id, now).await?;
+        store::insert_attendance(tx, tenant_id, s.id, &rows, &op, actor.person_id, now).await?;
     let inserted_set: std::collections::HashSet<i64> = inserted.iter().copied().collect();
     let others: Vec<i64> = rows
         .iter()
@@ -1130,7 +1153,7 @@ async fn check_in_tx(
     let mut results: Vec<MarkResult> = vec![];
     let debit: Vec<(usize, i64, i64)> = sorted
         .iter()
-        .zip(rows)
+        .zip(&rows)
         .filter(|(_, r)| inserted_set.contains(&r.0) && r.2 > 0)
         .map(|((i, _), r)| (*i, r.0, r.2))
         .collect();
@@ -1140,7 +1163,7 @@ async fn check_in_tx(
         vec![]
     } else {
         let students: Vec<i64> = debit.iter().map(|d| d.1).collect();
-        store::lock_accounts_of(tx, &app.keys, tenant_id, &students).await?
+        store::lock_accounts_of(tx, keys, tenant_id, &students).await?
     };
     accounts.sort_by_key(|a| (a.student_id, a.priority, a.valid_until, a.id));
     let mut errors = vec![];
@@ -1224,7 +1247,7 @@ async fn check_in_tx(
         changed.push(a);
     }
     let balances: Vec<(i64, Balance)> = changed.iter().map(|a| (a.id, a.balance)).collect();
-    store::set_balances(tx, &app.keys, tenant_id, &balances).await?;
+    store::set_balances(tx, keys, tenant_id, &balances).await?;
     // Notices for every new mark (absences too: parents want to know).
     let mut notices = vec![];
     for (student, status, hours) in rows.iter().filter(|r| inserted_set.contains(&r.0)) {
@@ -1257,8 +1280,8 @@ async fn check_in_tx(
         );
     }
     jobs::enqueue_many(tx, &notices).await?;
-    let seqs = ledger::post(tx, &app.keys, tenant_id, now, session.day, &postings).await?;
-    for (_, m) in sorted {
+    let seqs = ledger::post(tx, keys, tenant_id, now, session.day, &postings).await?;
+    for (_, m) in &sorted {
         if inserted_set.contains(&m.student_id) {
             let pi = postings.iter().position(|x| x.student_id == m.student_id);
             results.push(MarkResult {

@@ -398,7 +398,7 @@ const SESSION_COLS: &str = "s.id, s.class_id, c.name AS class_name, s.course_id,
 const SESSION_FROM: &str = " FROM lesson_sessions s JOIN lesson_classes c ON c.id = s.class_id JOIN courses co ON co.id = s.course_id";
 
 /// A session with what check-ins need.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionRow {
     pub api: Session,
     pub subject_id: Option<i64>,

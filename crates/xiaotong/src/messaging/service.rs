@@ -442,7 +442,7 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
         }
         None => {
             let started = std::time::Instant::now();
-            publish_now(&mut tx, &row, allow_empty).await?;
+            publish_now(&mut tx, &row, allow_empty, false).await?;
             tracing::debug!(
                 message = id,
                 ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -469,7 +469,20 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
 }
 
 /// Freezes the audience and writes the fan-out jobs, inside `tx`.
-async fn publish_now(tx: &mut Tx, row: &MessageRow, allow_empty: bool) -> Result<i64> {
+/// Notices of a system event with at most this many in-app-only recipients
+/// go into the inboxes inside the event's own transaction.
+const INLINE_INBOX_MAX: usize = 64;
+
+/// Resolve and freeze the audience, mark the message published and plan its
+/// fan-out. With `inline_small`, a small in-app-only notice (a check-in
+/// notice to a student's parents) is put into the inboxes right here: the
+/// parent sees it the moment the check-in commits, and no fan-out job runs.
+async fn publish_now(
+    tx: &mut Tx,
+    row: &MessageRow,
+    allow_empty: bool,
+    inline_small: bool,
+) -> Result<i64> {
     let started = std::time::Instant::now();
     let recipients = audience::resolve(&mut Exec::Tx(tx), row.tenant_id, &row.audience).await?;
     tracing::debug!(
@@ -500,11 +513,20 @@ async fn publish_now(tx: &mut Tx, row: &MessageRow, allow_empty: bool) -> Result
     {
         return Err(Error::Conflict("the message changed meanwhile".into()));
     }
-    jobs::enqueue_many(
-        tx,
-        &pipeline::fanout_jobs(row.tenant_id, row.id, recipients.len()),
-    )
-    .await?;
+    let in_app_only = row.channels.iter().all(|c| c == "inapp");
+    if inline_small
+        && in_app_only
+        && row.priority != Priority::Urgent
+        && recipients.len() <= INLINE_INBOX_MAX
+    {
+        store::insert_inbox(tx, row.tenant_id, row.id, &recipients).await?;
+    } else {
+        jobs::enqueue_many(
+            tx,
+            &pipeline::fanout_jobs(row.tenant_id, row.id, recipients.len()),
+        )
+        .await?;
+    }
     Ok(n)
 }
 
@@ -518,7 +540,7 @@ pub async fn publish_scheduled(app: &App, job: &Job) -> anyhow::Result<()> {
         return Ok(());
     };
     if row.state == "scheduled" {
-        match publish_now(&mut tx, &row, allow_empty).await {
+        match publish_now(&mut tx, &row, allow_empty, false).await {
             Ok(_) => {
                 audit::append(
                     &mut tx,
@@ -1816,6 +1838,6 @@ pub async fn notify(tx: &mut Tx, tenant_id: i64, sender: &Actor, n: &Notify) -> 
         updated_at: now,
     };
     row.id = store::insert_message(tx, &row).await?;
-    publish_now(tx, &row, true).await?;
+    publish_now(tx, &row, true, true).await?;
     Ok(row.id)
 }

@@ -1,0 +1,256 @@
+//! Group commit of check-ins.
+//!
+//! When many phones check in at once, each check-in on its own would be a
+//! transaction that claims ledger chain heads, updates the day's totals and
+//! commits; on PostgreSQL they queue on the chain-head locks, on SQLite on
+//! its single writer. Instead, check-ins that arrive while a group is being
+//! written wait for the next group, and each group is one transaction: one
+//! commit, one claim per ledger chain, one daily-total update per chain.
+//! Nobody waits for a timer: a lone check-in is written at once.
+//!
+//! Every check-in keeps its own answer. If any check-in of a group fails
+//! (not enough hours, a deadlock), the group is rolled back and each of its
+//! check-ins runs again in a transaction of its own, so one bad request
+//! never fails another; check-ins are idempotent, so running one again is
+//! safe.
+
+use super::model::{CheckInResult, LessonSettings, Mark, MarkResult};
+use super::service::{check_in_retrying, check_in_tx};
+use super::store::SessionRow;
+use crate::app::App;
+use crate::auth::Actor;
+use crate::crypto::Keys;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Check-ins with more marks than this (a whole class) are written on
+/// their own: they are a group already.
+pub const MAX_MARKS_GROUPED: usize = 16;
+/// At most this many check-ins per group, so a group's transaction stays short.
+const MAX_GROUP: usize = 256;
+
+struct Pending {
+    actor: Actor,
+    session: SessionRow,
+    settings: LessonSettings,
+    marks: Vec<Mark>,
+    reply: oneshot::Sender<Result<CheckInResult>>,
+}
+
+/// The queue of one process; its writer task starts with the first check-in.
+#[derive(Default)]
+pub struct CheckinGroups {
+    queue: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+}
+
+impl std::fmt::Debug for CheckinGroups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("lessons::CheckinGroups")
+    }
+}
+
+impl CheckinGroups {
+    /// Check in as part of the next group and wait for its commit.
+    pub async fn submit(
+        &self,
+        app: &App,
+        actor: Actor,
+        session: SessionRow,
+        settings: LessonSettings,
+        marks: Vec<Mark>,
+    ) -> Result<CheckInResult> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            actor,
+            session,
+            settings,
+            marks,
+            reply,
+        };
+        let queue = {
+            let mut q = self
+                .queue
+                .lock()
+                .map_err(|_| Error::Unavailable("check-in queue poisoned".into()))?;
+            match q.as_ref() {
+                Some(s) if !s.is_closed() => s.clone(),
+                _ => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    // The writer holds the database and keys, not the App,
+                    // so it ends when the App (and this queue) is dropped.
+                    tokio::spawn(write_groups(app.db.clone(), app.keys.clone(), rx));
+                    *q = Some(tx.clone());
+                    tx
+                }
+            }
+        };
+        queue
+            .send(pending)
+            .map_err(|_| Error::Unavailable("check-in writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("check-in writer stopped".into()))?
+    }
+}
+
+async fn write_groups(db: Db, keys: Arc<Keys>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut batch, MAX_GROUP).await > 0 {
+        let group = std::mem::take(&mut batch);
+        metrics::histogram!("xiaotong_checkin_group_size").record(group.len() as f64);
+        // A panic in one group must not stop check-ins for good.
+        let (db, keys) = (db.clone(), keys.clone());
+        if let Err(e) = tokio::spawn(async move { write_group(&db, &keys, group).await }).await {
+            tracing::error!(error = %e, "check-in group panicked");
+        }
+    }
+}
+
+/// Check-ins of one tenant and session by one person with distinct students:
+/// they are written as one check-in of all their marks.
+struct Part {
+    key: (i64, i64, Option<i64>),
+    members: Vec<usize>,
+    students: HashSet<i64>,
+}
+
+fn partition(group: &[Pending]) -> Vec<Part> {
+    let mut parts: Vec<Part> = vec![];
+    // The open part of each key; a student seen twice opens a new part,
+    // written after the first, so the repeat finds the first mark.
+    let mut open: HashMap<(i64, i64, Option<i64>), usize> = HashMap::new();
+    for (i, p) in group.iter().enumerate() {
+        let key = (p.actor.tenant_id, p.session.api.id, p.actor.person_id);
+        let fits = open.get(&key).is_some_and(|k| {
+            p.marks
+                .iter()
+                .all(|m| !parts[*k].students.contains(&m.student_id))
+        });
+        if !fits {
+            open.insert(key, parts.len());
+            parts.push(Part {
+                key,
+                members: vec![],
+                students: HashSet::new(),
+            });
+        }
+        let part = &mut parts[open[&key]];
+        part.members.push(i);
+        part.students.extend(p.marks.iter().map(|m| m.student_id));
+    }
+    parts
+}
+
+async fn write_group(db: &Db, keys: &Keys, group: Vec<Pending>) {
+    if group.len() > 1 {
+        match try_together(db, keys, &group).await {
+            Ok(answers) => {
+                for (p, a) in group.into_iter().zip(answers) {
+                    p.reply.send(Ok(a)).ok();
+                }
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "check-in group failed; writing one by one"),
+        }
+    }
+    for p in group {
+        let r = check_in_retrying(db, keys, &p.actor, &p.session, &p.settings, &p.marks).await;
+        p.reply.send(r).ok();
+    }
+}
+
+/// All check-ins of the group in one transaction, or none.
+async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<CheckInResult>> {
+    let parts = partition(group);
+    let mut tx = db.begin().await?;
+    let mut by_student: Vec<HashMap<i64, MarkResult>> = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let first = &group[part.members[0]];
+        let marks: Vec<Mark> = part
+            .members
+            .iter()
+            .flat_map(|i| group[*i].marks.iter().cloned())
+            .collect();
+        match check_in_tx(
+            keys,
+            &mut tx,
+            &first.actor,
+            &first.session,
+            &first.settings,
+            &marks,
+        )
+        .await
+        {
+            Ok(out) => {
+                by_student.push(out.results.into_iter().map(|r| (r.student_id, r)).collect())
+            }
+            Err(e) => {
+                tx.rollback().await.ok();
+                return Err(e);
+            }
+        }
+    }
+    tx.commit().await?;
+    let mut answers: Vec<Option<CheckInResult>> = (0..group.len()).map(|_| None).collect();
+    for (part, results) in parts.iter().zip(by_student.iter_mut()) {
+        for i in &part.members {
+            let p = &group[*i];
+            answers[*i] = Some(CheckInResult {
+                session_id: part.key.1,
+                results: p
+                    .marks
+                    .iter()
+                    .filter_map(|m| results.remove(&m.student_id))
+                    .collect(),
+            });
+        }
+    }
+    Ok(answers.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(tenant: i64, session: i64, person: i64, students: &[i64]) -> Pending {
+        let mut s = SessionRow::default();
+        s.api.id = session;
+        Pending {
+            actor: Actor {
+                person_id: Some(person),
+                ..Actor::system(tenant, "test")
+            },
+            session: s,
+            settings: LessonSettings::default(),
+            marks: students
+                .iter()
+                .map(|id| Mark {
+                    student_id: *id,
+                    status: "present".into(),
+                })
+                .collect(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn parts_join_distinct_students_and_split_repeats() {
+        let group = vec![
+            pending(1, 10, 7, &[1]),
+            pending(1, 10, 7, &[2]),
+            pending(1, 11, 7, &[1]),
+            pending(1, 10, 7, &[1]), // a repeat: after the first
+            pending(1, 10, 8, &[3]), // another teacher
+            pending(2, 10, 7, &[4]), // another tenant
+            pending(1, 10, 7, &[5]),
+        ];
+        let parts: Vec<Vec<usize>> = partition(&group).into_iter().map(|p| p.members).collect();
+        assert_eq!(
+            parts,
+            vec![vec![0, 1], vec![2], vec![3, 6], vec![4], vec![5]]
+        );
+    }
+}
