@@ -335,7 +335,7 @@ test('reports: the heatmap drills into a day, the payroll downloads as XLSX, the
     // Payroll of this month: the table and its workbook agree.
     await admin.getByRole('tab', { name: '课酬' }).click()
     await admin.getByTestId('payroll-table').locator('.el-table__row').first().waitFor()
-    const month = await admin.getByTestId('payroll-month').locator('input').inputValue()
+    const month = await admin.getByTestId('payroll-month').inputValue()
     const payroll = (await apiOk(admin, 'GET', `/api/v1/lessons/reports/payroll?month=${month}`)).items
     const mine = payroll.find((r) => r.teacher_name === state.teacherName)
     assert.ok(mine, `the demo teacher is paid in ${month}`)
@@ -381,7 +381,7 @@ test('every lesson page opens for the training admin', async () => {
     await admin.getByTestId('course-create').click()
     const name = `E2E 乐理课 ${Date.now() % 100000}`
     await admin.getByTestId('course-name').fill(name)
-    await admin.getByTestId('course-hours-input').locator('input').fill('1.25')
+    await admin.getByTestId('course-hours-input').fill('1.25')
     const created = admin.waitForResponse((r) => r.url().endsWith('/api/v1/lessons/courses') && r.request().method() === 'POST')
     await admin.getByTestId('course-save').click()
     const course = await (await created).json()
