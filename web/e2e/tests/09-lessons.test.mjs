@@ -335,7 +335,7 @@ test('reports: the heatmap drills into a day, the payroll downloads as XLSX, the
     // Payroll of this month: the table and its workbook agree.
     await admin.getByRole('tab', { name: '课酬' }).click()
     await admin.getByTestId('payroll-table').locator('.el-table__row').first().waitFor()
-    const month = await admin.getByTestId('payroll-month').inputValue()
+    const month = /month=(\d{4}-\d{2})/.exec(await admin.getByTestId('payroll-download').getAttribute('href'))[1]
     const payroll = (await apiOk(admin, 'GET', `/api/v1/lessons/reports/payroll?month=${month}`)).items
     const mine = payroll.find((r) => r.teacher_name === state.teacherName)
     assert.ok(mine, `the demo teacher is paid in ${month}`)
