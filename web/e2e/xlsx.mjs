@@ -1,5 +1,5 @@
-// A minimal XLSX writer for the tests: one sheet of inline strings, zipped
-// with node's zlib (no package needed).
+// A minimal XLSX writer (one sheet of inline strings, zipped with node's zlib;
+// no package needed) and a reader of the first sheet of a workbook.
 import zlib from 'node:zlib'
 
 // zlib.crc32 exists from node 20.15; older nodes get the table version.
@@ -105,4 +105,66 @@ export function makeXlsx(rows) {
       `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>${sheetRows}</sheetData></worksheet>`,
     ],
   ])
+}
+
+/** The files of a zip archive: name → contents (stored or deflated entries). */
+export function unzip(buf) {
+  const out = new Map()
+  // End of central directory: the last 22+ bytes.
+  let eocd = buf.length - 22
+  while (eocd >= 0 && buf.readUInt32LE(eocd) !== 0x06054b50) eocd--
+  if (eocd < 0) throw new Error('not a zip file')
+  const count = buf.readUInt16LE(eocd + 10)
+  let p = buf.readUInt32LE(eocd + 16)
+  for (let i = 0; i < count; i++) {
+    if (buf.readUInt32LE(p) !== 0x02014b50) throw new Error('bad central directory')
+    const method = buf.readUInt16LE(p + 10)
+    const size = buf.readUInt32LE(p + 20)
+    const nameLen = buf.readUInt16LE(p + 28)
+    const extraLen = buf.readUInt16LE(p + 30)
+    const commentLen = buf.readUInt16LE(p + 32)
+    const local = buf.readUInt32LE(p + 42)
+    const name = buf.subarray(p + 46, p + 46 + nameLen).toString('utf8')
+    const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28)
+    const data = buf.subarray(start, start + size)
+    out.set(name, method === 8 ? zlib.inflateRawSync(data) : Buffer.from(data))
+    p += 46 + nameLen + extraLen + commentLen
+  }
+  return out
+}
+
+function unesc(s) {
+  return s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, '&')
+}
+
+/** The first sheet of an XLSX as rows of cell texts (shared, inline and plain values). */
+export function readXlsx(buf) {
+  const files = unzip(buf)
+  const shared = []
+  const ss = files.get('xl/sharedStrings.xml')?.toString('utf8') ?? ''
+  for (const si of ss.match(/<si>[\s\S]*?<\/si>/g) ?? []) {
+    shared.push(unesc((si.match(/<t[^>]*>([\s\S]*?)<\/t>/g) ?? []).map((t) => t.replace(/<[^>]+>/g, '')).join('')))
+  }
+  const sheet = files.get('xl/worksheets/sheet1.xml')?.toString('utf8') ?? ''
+  const rows = []
+  for (const row of sheet.match(/<row[^>]*>[\s\S]*?<\/row>/g) ?? []) {
+    const cells = []
+    for (const c of row.match(/<c [^>]*?(?:\/>|>[\s\S]*?<\/c>)/g) ?? []) {
+      const ref = /r="([A-Z]+)\d+"/.exec(c)?.[1] ?? ''
+      const col = [...ref].reduce((n, ch) => n * 26 + ch.charCodeAt(0) - 64, 0) - 1
+      const type = /t="(\w+)"/.exec(c)?.[1]
+      let v = ''
+      if (type === 's') v = shared[Number(/<v>([\s\S]*?)<\/v>/.exec(c)?.[1])] ?? ''
+      else if (type === 'inlineStr') v = unesc((/<t[^>]*>([\s\S]*?)<\/t>/.exec(c)?.[1]) ?? '')
+      else v = unesc(/<v>([\s\S]*?)<\/v>/.exec(c)?.[1] ?? '')
+      cells[col >= 0 ? col : cells.length] = v
+    }
+    rows.push(Array.from(cells, (x) => x ?? ''))
+  }
+  return rows
 }

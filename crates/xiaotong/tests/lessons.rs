@@ -1641,3 +1641,124 @@ async fn key_rotation(url: String) {
     assert_eq!(a[0].balance.total(), before);
 }
 on_all_backends!(rotation, key_rotation);
+
+/// What a parent's "my lesson hours" page reads: their children, each
+/// child's upcoming lessons and attendance history, and the attendance
+/// sheet's remaining hours; nobody reaches another family's child.
+async fn student_pages(url: String) {
+    let fx = fixture(&url, 3).await;
+    let acc = fx.sell(fx.child).await;
+    let past = fx.session(0, false).await;
+    let next = fx.session(-2, false).await;
+    json_ok(
+        fx.teacher
+            .post(
+                &format!("/api/v1/lessons/sessions/{past}/checkin"),
+                json!({"marks": [{"student_id": fx.child, "status": "present"}]}),
+            )
+            .await,
+        200,
+    )
+    .await;
+
+    // The sheet shows each student's hours left for this course.
+    let sheet = json_ok(
+        fx.teacher
+            .get(&format!("/api/v1/lessons/sessions/{next}/attendance"))
+            .await,
+        200,
+    )
+    .await;
+    for row in sheet["rows"].as_array().unwrap() {
+        if row["student_id"] == json!(fx.child) {
+            assert_eq!(row["remaining"], json!(850));
+        } else {
+            assert_eq!(row["remaining"], Value::Null, "no account: {row}");
+        }
+    }
+
+    // The parent's children.
+    let mine = json_ok(fx.parent.get("/api/v1/lessons/my-students").await, 200).await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["items"][0]["id"], json!(fx.child));
+    assert_eq!(mine["items"][0]["is_self"], json!(false));
+    // Staff follow no students of their own.
+    let none = json_ok(fx.admin.get("/api/v1/lessons/my-students").await, 200).await;
+    assert_eq!(none["items"], json!([]));
+
+    let l = json_ok(
+        fx.parent
+            .get(&format!("/api/v1/lessons/students/{}/lessons", fx.child))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(l["student_id"], json!(fx.child));
+    let upcoming: Vec<i64> = l["upcoming"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(upcoming, vec![next]);
+    assert_eq!(l["history"].as_array().unwrap().len(), 1);
+    assert_eq!(l["history"][0]["session_id"], json!(past));
+    assert_eq!(l["history"][0]["status"], json!("present"));
+    assert_eq!(l["history"][0]["hours"], json!(150));
+    assert_eq!(l["history"][0]["course_name"], json!("钢琴小组课"));
+    // The ledger the page shows as receipts matches.
+    let ledger = json_ok(
+        fx.parent
+            .get(&format!("/api/v1/lessons/accounts/{acc}/ledger"))
+            .await,
+        200,
+    )
+    .await;
+    assert!(ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == json!("consume") && e["amount"] == json!(-150)));
+
+    // Another family's child, and another tenant: not found.
+    problem(
+        fx.parent
+            .get(&format!(
+                "/api/v1/lessons/students/{}/lessons",
+                fx.students[1]
+            ))
+            .await,
+        404,
+    )
+    .await;
+    problem(
+        fx.other_admin
+            .get(&format!("/api/v1/lessons/students/{}/lessons", fx.child))
+            .await,
+        404,
+    )
+    .await;
+    // The teacher reaches the students of their class; staff reach all.
+    json_ok(
+        fx.teacher
+            .get(&format!(
+                "/api/v1/lessons/students/{}/lessons",
+                fx.students[2]
+            ))
+            .await,
+        200,
+    )
+    .await;
+    json_ok(
+        fx.academic
+            .get(&format!(
+                "/api/v1/lessons/students/{}/lessons",
+                fx.students[2]
+            ))
+            .await,
+        200,
+    )
+    .await;
+    fx.server.stop().await;
+}
+on_all_backends!(student_pages_api, student_pages);

@@ -1,5 +1,6 @@
 // English UI strings. Keep the keys in step with zh-CN.ts (type-checked).
 import messagingEn from './messaging.en'
+import lessonsEn from './lessons.en'
 const en = {
   app: { name: 'Xiaotong', tagline: 'One platform for vocational schools and training centres' },
   common: {
@@ -222,6 +223,10 @@ const en = {
     messages_send: 'Send messages',
     messages_read: 'Read all messages and delivery',
     messages_manage: 'Manage templates and channels',
+    lessons_read: 'View lesson hours',
+    lessons_manage: 'Manage courses, packages and accounts',
+    lessons_checkin: 'Check in lessons',
+    lessons_reports: 'Lesson-hour reports',
   },
   audit: {
     title: 'Audit trail',
@@ -328,6 +333,7 @@ const en = {
   notFound: { title: 'Page not found', back: 'Back to home' },
   forbidden: 'You do not have permission to open this page.',
   ...messagingEn,
+  ...lessonsEn,
 }
 
 export default en

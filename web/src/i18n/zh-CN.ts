@@ -1,6 +1,7 @@
 // 简体中文界面文字。键与 en.ts 一致（由类型检查保证）。
 import type { Messages } from './en'
 import messagingZh from './messaging.zh-CN'
+import lessonsZh from './lessons.zh-CN'
 
 const zhCN: Messages = {
   app: { name: '校通', tagline: '职业院校与培训机构的一体化平台' },
@@ -224,6 +225,10 @@ const zhCN: Messages = {
     messages_send: '发送消息',
     messages_read: '查看全部消息及送达情况',
     messages_manage: '管理模板与渠道',
+    lessons_read: '查看课时',
+    lessons_manage: '管理课程、课时包与账户',
+    lessons_checkin: '上课点名',
+    lessons_reports: '课时报表',
   },
   audit: {
     title: '审计日志',
@@ -330,6 +335,7 @@ const zhCN: Messages = {
   notFound: { title: '页面不存在', back: '返回首页' },
   forbidden: '你没有权限打开此页面。',
   ...messagingZh,
+  ...lessonsZh,
 }
 
 export default zhCN

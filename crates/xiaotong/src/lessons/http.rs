@@ -30,6 +30,8 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(get_account))
         .routes(routes!(account_ledger))
         .routes(routes!(student_ledger))
+        .routes(routes!(my_students))
+        .routes(routes!(student_lessons))
         .routes(routes!(top_up))
         .routes(routes!(adjust))
         .routes(routes!(freeze))
@@ -341,6 +343,25 @@ async fn student_ledger(
     Ok(Json(Items {
         items: service::student_ledger(&app, &p, id).await?,
     }))
+}
+
+/// The students the caller follows: themself (a student) and their children (a parent).
+#[utoipa::path(get, path = "/api/v1/lessons/my-students", tag = "lessons", responses((status = 200, body = Items<MyStudent>)))]
+async fn my_students(State(app): State<App>, Auth(p): Auth) -> Result<Json<Items<MyStudent>>> {
+    Ok(Json(Items {
+        items: service::my_students(&app, &p).await?,
+    }))
+}
+
+/// A student's upcoming lessons and attendance history (a parent: their children's).
+#[utoipa::path(get, path = "/api/v1/lessons/students/{id}/lessons", tag = "lessons", params(("id" = i64, Path)),
+    responses((status = 200, body = StudentLessons), (status = 404, body = Problem)))]
+async fn student_lessons(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Id(id): Id,
+) -> Result<Json<StudentLessons>> {
+    Ok(Json(service::student_lessons(&app, &p, id).await?))
 }
 
 /// Add paid (and bonus) hours to an account.

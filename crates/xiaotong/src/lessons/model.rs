@@ -328,12 +328,46 @@ pub struct SheetRow {
     pub name: String,
     pub status: Option<String>,
     pub hours: i64,
+    /// Hours left (hundredths) in the student's accounts that pay for this
+    /// session's course; None when no account covers it.
+    pub remaining: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Sheet {
     pub session: Session,
     pub rows: Vec<SheetRow>,
+}
+
+/// A student the caller follows as themself or as a parent.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MyStudent {
+    pub id: i64,
+    pub name: String,
+    /// True for the caller themself (a student); false for a child.
+    pub is_self: bool,
+}
+
+/// One lesson a student was marked for.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AttendanceRecord {
+    pub session_id: i64,
+    pub starts_at: String,
+    pub class_name: String,
+    pub course_name: String,
+    /// present, late, absent or excused.
+    pub status: String,
+    /// Hundredths of an hour consumed.
+    pub hours: i64,
+}
+
+/// A student's lessons: upcoming sessions of their classes and the attendance history.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StudentLessons {
+    pub student_id: i64,
+    pub upcoming: Vec<Session>,
+    /// Newest first.
+    pub history: Vec<AttendanceRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -1527,7 +1527,22 @@ async fn correct_tx(
 
 pub async fn sheet(app: &App, p: &Principal, session_id: i64) -> Result<Sheet> {
     let session = checkin_session(app, p, session_id).await?;
-    let rows = store::sheet_rows(&app.db, p.tenant_id, session_id, session.api.class_id).await?;
+    let mut rows =
+        store::sheet_rows(&app.db, p.tenant_id, session_id, session.api.class_id).await?;
+    // Each row's hours left in the accounts that pay for this course.
+    let ids: Vec<i64> = rows.iter().map(|r| r.student_id).collect();
+    let accounts = store::accounts_of_students(&app.db, &app.keys, p.tenant_id, &ids).await?;
+    let now = now_ms();
+    for row in &mut rows {
+        row.remaining = accounts
+            .iter()
+            .filter(|a| {
+                a.student_id == row.student_id
+                    && a.covers(session.api.course_id, session.subject_id, now)
+            })
+            .map(|a| a.balance.total())
+            .reduce(|x, y| x + y);
+    }
     Ok(Sheet {
         session: session.api,
         rows,
@@ -1547,6 +1562,27 @@ pub async fn sessions(
         return Ok(vec![]);
     }
     store::sessions(&app.db, p.tenant_id, teacher, from_day, to_day, class_id).await
+}
+
+/// The students whose lesson hours the caller follows: themself (a
+/// student) and, with the own-children scope, their children.
+pub async fn my_students(app: &App, p: &Principal) -> Result<Vec<MyStudent>> {
+    let r = reach(p, "lessons.read")?;
+    store::my_students(&app.db, p.tenant_id, p.person_id, r.own_children).await
+}
+
+/// A student's upcoming lessons and attendance history, for whoever reaches
+/// the student (themself, a parent, their teacher, staff). Out of reach is 404.
+pub async fn student_lessons(app: &App, p: &Principal, student_id: i64) -> Result<StudentLessons> {
+    let r = reach(p, "lessons.read")?;
+    if !store::student_in_reach(&app.db, p.tenant_id, &r, student_id).await? {
+        return Err(Error::NotFound("student"));
+    }
+    Ok(StudentLessons {
+        student_id,
+        upcoming: store::upcoming_sessions(&app.db, p.tenant_id, student_id, now_ms(), 50).await?,
+        history: store::attendance_history(&app.db, p.tenant_id, student_id, 200).await?,
+    })
 }
 
 /// Notices: a parent sees their own; tenant-wide readers may filter by student.

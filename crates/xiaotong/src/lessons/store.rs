@@ -872,6 +872,7 @@ pub async fn sheet_rows(
                 name: r.str("name")?,
                 status: r.opt_str("status")?,
                 hours: r.opt_i64("hours")?.unwrap_or(0),
+                remaining: None,
             })
         })
         .collect()
@@ -1005,4 +1006,130 @@ pub async fn set_balances(
         tx.execute(&sql).await?;
     }
     Ok(())
+}
+
+/// The accounts of some students (for the attendance sheet's balances).
+pub async fn accounts_of_students(
+    db: &Db,
+    keys: &Keys,
+    tenant_id: i64,
+    students: &[i64],
+) -> Result<Vec<AccountRow>> {
+    let mut out = vec![];
+    for chunk in students.chunks(500) {
+        let mut sql = Sql::new(format!(
+            "SELECT {ACCOUNT_COLS} FROM lesson_accounts WHERE tenant_id = ? AND student_id IN "
+        ))
+        .bind(tenant_id);
+        sql.push_in(chunk.iter().copied());
+        sql.push(" ORDER BY student_id, priority, id");
+        for r in db.fetch_all(&sql).await? {
+            out.push(account_row(keys, &r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The caller themself when a student, and, with `children`, their children.
+pub async fn my_students(
+    db: &Db,
+    tenant_id: i64,
+    person_id: i64,
+    children: bool,
+) -> Result<Vec<MyStudent>> {
+    let mut sql = Sql::new(
+        "SELECT id, name FROM people WHERE tenant_id = ? AND kind = 'student' AND (id = ?",
+    )
+    .bind(tenant_id)
+    .bind(person_id);
+    if children {
+        sql.push_bind(
+            " OR id IN (SELECT student_id FROM guardianships WHERE tenant_id = ?",
+            tenant_id,
+        )
+        .push_bind(" AND parent_id = ?)", person_id);
+    }
+    sql.push(") ORDER BY name_pinyin, id");
+    db.fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            let id = r.i64("id")?;
+            Ok(MyStudent {
+                id,
+                name: r.str("name")?,
+                is_self: id == person_id,
+            })
+        })
+        .collect()
+}
+
+/// Whether a student exists in the tenant and is within the caller's reach.
+pub async fn student_in_reach(
+    db: &Db,
+    tenant_id: i64,
+    reach: &Reach,
+    student_id: i64,
+) -> Result<bool> {
+    let mut sql =
+        Sql::new("SELECT id FROM people WHERE tenant_id = ? AND kind = 'student' AND id = ?")
+            .bind(tenant_id)
+            .bind(student_id);
+    reach.push_filter(tenant_id, "id", &mut sql);
+    Ok(db.fetch_optional(&sql).await?.is_some())
+}
+
+/// Sessions of the classes a student is enrolled in, starting at or after `from_ms`.
+pub async fn upcoming_sessions(
+    db: &Db,
+    tenant_id: i64,
+    student_id: i64,
+    from_ms: i64,
+    limit: i64,
+) -> Result<Vec<Session>> {
+    let sql = Sql::new(format!(
+        "SELECT {SESSION_COLS}{SESSION_FROM} WHERE s.tenant_id = ? AND s.starts_at >= ? AND s.class_id IN (SELECT class_id FROM enrolments WHERE tenant_id = ? AND student_id = ?) ORDER BY s.starts_at, s.id LIMIT ?"
+    ))
+    .bind(tenant_id)
+    .bind(from_ms)
+    .bind(tenant_id)
+    .bind(student_id)
+    .bind(limit);
+    db.fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| session_row(r).map(|s| s.api))
+        .collect()
+}
+
+/// A student's attendance marks, newest lesson first.
+pub async fn attendance_history(
+    db: &Db,
+    tenant_id: i64,
+    student_id: i64,
+    limit: i64,
+) -> Result<Vec<AttendanceRecord>> {
+    let sql = Sql::new(
+        "SELECT a.session_id, s.starts_at, c.name AS class_name, co.name AS course_name, a.status, a.hours \
+         FROM attendance a JOIN lesson_sessions s ON s.tenant_id = a.tenant_id AND s.id = a.session_id \
+         JOIN lesson_classes c ON c.id = s.class_id JOIN courses co ON co.id = s.course_id \
+         WHERE a.tenant_id = ? AND a.student_id = ? ORDER BY s.starts_at DESC, a.session_id DESC LIMIT ?",
+    )
+    .bind(tenant_id)
+    .bind(student_id)
+    .bind(limit);
+    db.fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AttendanceRecord {
+                session_id: r.i64("session_id")?,
+                starts_at: ms_to_rfc3339(r.i64("starts_at")?),
+                class_name: r.str("class_name")?,
+                course_name: r.str("course_name")?,
+                status: r.str("status")?,
+                hours: r.i64("hours")?,
+            })
+        })
+        .collect()
 }
