@@ -1,7 +1,7 @@
 //! Construction by difficulty ordering, then tabu search on hard violations
 //! and late-acceptance hill climbing on the soft cost.
 
-use crate::model::{Model, Solution};
+use crate::model::{ConstraintKind, Model, Solution, Weight};
 use crate::problem::{Problem, Relaxation, NONE};
 use crate::state::{Cost, State};
 use rand::seq::SliceRandom;
@@ -182,19 +182,62 @@ impl Shared<'_> {
     }
 }
 
-/// The model with soft constraints of weight >= `min` made hard.
-fn strict_model(model: &Model, min: u32) -> Option<Model> {
+/// How much more a near-hard soft constraint (weight >= `strict_soft`) costs
+/// than its weight while repairing and polishing: fet-cl confirms a timetable
+/// only if it breaks very few of them, so they come before every other soft
+/// constraint.
+pub const NEAR_HARD_SCALE: u32 = 100;
+
+/// The most activities that can be pairwise `min` (real) days apart in a
+/// week of `days` (real) days.
+fn max_spread(days: usize, min: usize) -> usize {
+    if min == 0 {
+        usize::MAX
+    } else {
+        days.saturating_sub(1) / min + 1
+    }
+}
+
+/// The model with soft constraints of weight >= `min` made hard, except
+/// those that no timetable can satisfy (a "min days between activities" with
+/// more activities than the week has room for: FET's own timetables break
+/// it once): these get [`NEAR_HARD_SCALE`] times their weight.
+pub fn strict_model(model: &Model, min: u32) -> Option<Model> {
     let mut m = model.clone();
     let mut changed = false;
+    let real_days = model.days.len() / model.days_per_real_day.max(1);
     for c in &mut m.constraints {
-        if let crate::model::Weight::Soft(w) = c.weight {
+        if let Weight::Soft(w) = c.weight {
             if w >= min {
-                c.weight = crate::model::Weight::Hard;
+                let impossible = matches!(
+                    &c.kind,
+                    ConstraintKind::MinDaysBetween { activities, min_days, .. }
+                        if activities.len() > max_spread(real_days, *min_days)
+                );
+                c.weight = if impossible {
+                    Weight::Soft(w.saturating_mul(NEAR_HARD_SCALE))
+                } else {
+                    Weight::Hard
+                };
                 changed = true;
             }
         }
     }
     changed.then_some(m)
+}
+
+/// The model with soft constraints of weight >= `min` costing
+/// [`NEAR_HARD_SCALE`] times their weight.
+pub fn scaled_model(model: &Model, min: u32) -> Model {
+    let mut m = model.clone();
+    for c in &mut m.constraints {
+        if let Weight::Soft(w) = c.weight {
+            if w >= min {
+                c.weight = Weight::Soft(w.saturating_mul(NEAR_HARD_SCALE));
+            }
+        }
+    }
+    m
 }
 
 /// Solve a model.
@@ -203,10 +246,10 @@ pub fn solve(
     opts: &SolveOptions,
     progress: &(dyn Fn(&Progress) + Sync),
 ) -> crate::Result<SolveResult> {
-    let Some(strict) = opts
+    let Some((min, strict)) = opts
         .strict_soft
         .filter(|&w| w > 0)
-        .and_then(|w| strict_model(model, w))
+        .and_then(|w| strict_model(model, w).map(|m| (w, m)))
     else {
         return solve_plain(model, opts, progress);
     };
@@ -238,12 +281,14 @@ pub fn solve(
     let mut iterations = first.iterations;
     let mut best = first.solution;
     let mut best_cost = first.cost;
+    let stall = opts.time_limit.mul_f64(0.1).max(Duration::from_secs(2));
     // 2. Repair the broken near-hard constraints from there, with them as
     // hard; give up when that stalls.
-    let mut polish_model = model;
+    let scaled = scaled_model(model, min);
+    let mut repaired = false;
     let (scost, _) = evaluate(&strict, &best)?;
     if scost.hard == 0 {
-        polish_model = &strict;
+        repaired = true;
     } else {
         let remaining = opts.time_limit.saturating_sub(started.elapsed());
         let o2 = SolveOptions {
@@ -252,7 +297,7 @@ pub fn solve(
             initial: Some(best.clone()),
             stop_at_feasible: true,
             polish: None,
-            stall: Some(opts.time_limit.mul_f64(0.1).max(Duration::from_secs(2))),
+            stall: Some(stall),
             ..opts.clone()
         };
         let second = solve_plain(&strict, &o2, &|_| {})?;
@@ -262,21 +307,28 @@ pub fn solve(
             if c.hard == 0 {
                 best = second.solution;
                 best_cost = c;
-                polish_model = &strict;
+                repaired = true;
             }
         }
     }
-    // 3. Lower the soft cost from the best timetable: for the polish time,
-    // or up to the time limit.
+    // 3. Lower the soft cost from the best timetable: with the near-hard
+    // constraints kept as hard when the repair worked, else weighted far
+    // above the others (keeping whatever the polish gains on them), for the
+    // polish time or until it stalls, or up to the time limit.
+    let polish_model = if repaired { &strict } else { &scaled };
     let elapsed = started.elapsed();
     let remaining = opts.time_limit.saturating_sub(elapsed);
     let polish = !(opts.stop_at_feasible && opts.polish.is_none());
     if polish && !remaining.is_zero() && !opts.cancel.load(Ordering::Relaxed) {
+        let (best_key, _) = evaluate(polish_model, &best)?;
+        // Near-hard violations left: keep polishing while that pays.
+        let near_hard_left = !repaired && best_key.soft >= (NEAR_HARD_SCALE * min) as i64;
         let o3 = SolveOptions {
             time_limit: remaining,
             strict_soft: None,
             initial: Some(best.clone()),
-            stall: None,
+            stall: near_hard_left.then_some(stall),
+            stop_at_feasible: opts.stop_at_feasible && !near_hard_left,
             ..opts.clone()
         };
         let offset = elapsed.as_secs_f64();
@@ -289,7 +341,8 @@ pub fn solve(
         let third = solve_plain(polish_model, &o3, &shifted)?;
         iterations += third.iterations;
         let (c, _) = evaluate(model, &third.solution)?;
-        if c.hard == 0 && c < best_cost {
+        let (key, _) = evaluate(polish_model, &third.solution)?;
+        if c.hard == 0 && key < best_key {
             best = third.solution;
             best_cost = c;
         }
