@@ -2,7 +2,7 @@
 //! and late-acceptance hill climbing on the soft cost.
 
 use crate::model::{ConstraintKind, Model, Solution, Weight};
-use crate::problem::{Problem, Relaxation, NONE};
+use crate::problem::{GKind, GroupCon, Problem, Relaxation, NONE};
 use crate::state::{Cost, State};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -844,6 +844,27 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                     }
                 }
             }
+            // Units that break a hard pairwise constraint (min days, same
+            // day consecutive, not overlapping, consecutive) with u at s.
+            for &a in &p.units[u] {
+                for &g in &p.act_groups[a] {
+                    let gc = &p.groups[g as usize];
+                    if !gc.hard {
+                        continue;
+                    }
+                    for &b in &gc.acts {
+                        let sb = self.st.start[b];
+                        if b == a || sb == NONE {
+                            continue;
+                        }
+                        let v = p.act_unit[b];
+                        if v != u && !self.conflicts.contains(&v) && pair_breaks(p, gc, a, s, b, sb)
+                        {
+                            self.conflicts.push(v);
+                        }
+                    }
+                }
+            }
             self.moves.clear();
             for &v in &self.conflicts {
                 for &b in &p.units[v] {
@@ -1291,6 +1312,25 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 && st.start[b] as usize <= slot
                 && slot < st.start[b] as usize + p.acts[b].dur
         })
+    }
+}
+
+/// Whether activity `a` starting at `sa` and `b` starting at `sb` break the
+/// pairwise group constraint `gc` (false for constraints that are not pairwise).
+fn pair_breaks(p: &Problem, gc: &GroupCon, a: usize, sa: u16, b: usize, sb: u16) -> bool {
+    let (sa, sb) = (sa as usize, sb as usize);
+    let (ea, eb) = (sa + p.acts[a].dur, sb + p.acts[b].dur);
+    let day = |s: usize| s / p.periods / p.real_day;
+    match gc.kind {
+        GKind::MinDays { min } => day(sa).abs_diff(day(sb)) < min,
+        GKind::SameDayConsecutive => day(sa) == day(sb) && ea != sb && eb != sa,
+        GKind::NotOverlapping => sa < eb && sb < ea,
+        GKind::Consecutive => {
+            let (first, second) = if gc.acts[0] == a { (sa, sb) } else { (sb, sa) };
+            let first_end = first + p.acts[gc.acts[0]].dur;
+            first / p.periods != second / p.periods || first_end != second
+        }
+        _ => false,
     }
 }
 
