@@ -2,7 +2,7 @@
 //! and late-acceptance hill climbing on the soft cost.
 
 use crate::model::{ConstraintKind, Model, Solution, Weight};
-use crate::problem::{GKind, GroupCon, Problem, Relaxation, NONE};
+use crate::problem::{GKind, GroupCon, Problem, RKind, Relaxation, NONE};
 use crate::state::{Cost, State};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -773,6 +773,84 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         }
     }
 
+    /// Units to take out so that unit `u` can start at `s` without a teacher
+    /// or students set working on more days than a hard "max days per week"
+    /// allows: all of the resource's units on its least busy other day.
+    fn max_days_conflicts(&mut self, u: usize, s: u16) {
+        let p = self.p;
+        let d = s as usize / p.periods;
+        for &a in &p.units[u] {
+            for &r in &p.acts[a].res {
+                if self.st.res_day_mask(r, d) != 0 {
+                    continue;
+                }
+                for &ci in &p.res_rcons[r as usize] {
+                    let rc = &p.rcons[ci as usize];
+                    let RKind::MaxDays(max) = rc.kind else {
+                        continue;
+                    };
+                    if !rc.hard {
+                        continue;
+                    }
+                    let used = (0..p.days)
+                        .filter(|&e| self.st.res_day_mask(r, e) != 0)
+                        .count();
+                    if used < max {
+                        continue;
+                    }
+                    // The used day with the fewest activities of r (not of u).
+                    let mut best: Option<(usize, usize)> = None;
+                    for e in (0..p.days).filter(|&e| e != d) {
+                        if self.st.res_day_mask(r, e) == 0 {
+                            continue;
+                        }
+                        let n = self.res_acts[r as usize]
+                            .iter()
+                            .filter(|&&b| {
+                                let sb = self.st.start[b];
+                                sb != NONE && sb as usize / p.periods == e && p.act_unit[b] != u
+                            })
+                            .count();
+                        if best.is_none_or(|(_, m)| n < m) {
+                            best = Some((e, n));
+                        }
+                    }
+                    let Some((e, _)) = best else { continue };
+                    for i in 0..self.res_acts[r as usize].len() {
+                        let b = self.res_acts[r as usize][i];
+                        let sb = self.st.start[b];
+                        if sb != NONE && sb as usize / p.periods == e {
+                            let v = p.act_unit[b];
+                            if v != u && !self.conflicts.contains(&v) {
+                                self.conflicts.push(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Units in room `r` while activity `a` of unit `u` would be there from `s`.
+    fn room_conflicts(&mut self, u: usize, a: usize, s: u16, r: u16) {
+        let p = self.p;
+        let (s0, e0) = (s as usize, s as usize + p.acts[a].dur);
+        if !(s0..e0).any(|x| self.st.room_occ(r, x) > 0) {
+            return;
+        }
+        for b in 0..p.acts.len() {
+            let sb = self.st.start[b];
+            if self.st.room[b] != r || sb == NONE {
+                continue;
+            }
+            let (sb, eb) = (sb as usize, sb as usize + p.acts[b].dur);
+            let v = p.act_unit[b];
+            if sb < e0 && s0 < eb && v != u && !self.conflicts.contains(&v) {
+                self.conflicts.push(v);
+            }
+        }
+    }
+
     /// One step of conflict-directed ejection.
     fn eject_step(&mut self, iter: u64) {
         let p = self.p;
@@ -865,21 +943,25 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                     }
                 }
             }
-            self.moves.clear();
-            for &v in &self.conflicts {
-                for &b in &p.units[v] {
-                    self.moves.push((b, NONE, NONE));
-                }
-            }
+            self.max_days_conflicts(u, s);
+            let mut placed: Moves = Vec::new();
             let mut taken: Vec<u16> = Vec::new();
             for i in 0..p.units[u].len() {
                 let a = p.units[u][i];
                 let r = self.pick_room(a, s, &taken);
                 if r != NONE {
                     taken.push(r);
+                    self.room_conflicts(u, a, s, r);
                 }
-                self.moves.push((a, s, r));
+                placed.push((a, s, r));
             }
+            self.moves.clear();
+            for &v in &self.conflicts {
+                for &b in &p.units[v] {
+                    self.moves.push((b, NONE, NONE));
+                }
+            }
+            self.moves.extend_from_slice(&placed);
             // Prefer taking out units that were rarely taken out from there.
             let penalty: i64 = self
                 .conflicts

@@ -498,6 +498,11 @@ impl<'p> State<'p> {
         self.room_occ[room as usize * self.p.slots + slot]
     }
 
+    /// The periods of day `d` in which resource `r` is busy, as a bit mask.
+    pub fn res_day_mask(&self, r: u32, d: usize) -> u64 {
+        self.res_mask[r as usize * self.p.days + d]
+    }
+
     pub fn res_occ(&self, r: u32, slot: usize) -> u16 {
         self.res_occ[r as usize * self.p.slots + slot]
     }
