@@ -191,11 +191,9 @@ pub const NEAR_HARD_SCALE: u32 = 100;
 /// The most activities that can be pairwise `min` (real) days apart in a
 /// week of `days` (real) days.
 fn max_spread(days: usize, min: usize) -> usize {
-    if min == 0 {
-        usize::MAX
-    } else {
-        days.saturating_sub(1) / min + 1
-    }
+    days.saturating_sub(1)
+        .checked_div(min)
+        .map_or(usize::MAX, |n| n + 1)
 }
 
 /// The model with soft constraints of weight >= `min` made hard, except
