@@ -1403,7 +1403,9 @@ fn pair_breaks(p: &Problem, gc: &GroupCon, a: usize, sa: u16, b: usize, sb: u16)
     let day = |s: usize| s / p.periods / p.real_day;
     match gc.kind {
         GKind::MinDays { min } => day(sa).abs_diff(day(sb)) < min,
-        GKind::SameDayConsecutive => day(sa) == day(sb) && ea != sb && eb != sa,
+        GKind::SameDayConsecutive => {
+            day(sa) == day(sb) && (sa / p.periods != sb / p.periods || (ea != sb && eb != sa))
+        }
         GKind::NotOverlapping => sa < eb && sb < ea,
         GKind::Consecutive => {
             let (first, second) = if gc.acts[0] == a { (sa, sb) } else { (sb, sa) };

@@ -135,7 +135,12 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
                         continue;
                     }
                     let (db, sb) = (start[b] as usize / per / p.real_day, start[b] as usize);
-                    if da == db && sa + p.acts[a].dur != sb && sb + p.acts[b].dur != sa {
+                    // Adjacent within one (half) day: in mornings-afternoons
+                    // mode the end of a morning and the start of the
+                    // afternoon are not adjacent for FET.
+                    let adjacent = sa / per == sb / per
+                        && (sa + p.acts[a].dur == sb || sb + p.acts[b].dur == sa);
+                    if da == db && !adjacent {
                         v += 1;
                     }
                 }

@@ -246,3 +246,19 @@ fn sol_of(m: &Model, placed: &[(u64, usize, usize, Option<usize>)]) -> Solution 
     }
     sol
 }
+
+/// In mornings-afternoons mode, "consecutive if same day" means adjacent in
+/// the same half day: the last hour of a morning and the first of the
+/// afternoon are on the same real day but not consecutive for fet-cl (it
+/// refused an AMIROUCHE timetable for this).
+#[test]
+fn consecutive_if_same_day_does_not_cross_from_morning_to_afternoon() {
+    let min_days = "<ConstraintMinDaysBetweenActivities><Weight_Percentage>95</Weight_Percentage><Consecutive_If_Same_Day>true</Consecutive_If_Same_Day><Number_of_Activities>2</Number_of_Activities><Activity_Id>1</Activity_Id><Activity_Id>2</Activity_Id><MinDays>1</MinDays><Active>true</Active></ConstraintMinDaysBetweenActivities>";
+    let f = ma_file("6.8.5", true, Some("Unrestricted"), min_days);
+    // Morning hours 1 and 2: consecutive, only the 95 % part is broken.
+    assert_eq!(hard_at(&f, (MON1, 0), (MON1, 1)), 0);
+    // Last hour of the morning, first of the afternoon: not consecutive.
+    assert_eq!(hard_at(&f, (MON1, 1), (MON2, 0)), 1);
+    // Different real days: fine.
+    assert_eq!(hard_at(&f, (MON2, 1), (TUE1, 0)), 0);
+}
