@@ -1,8 +1,8 @@
 //! Construction by difficulty ordering, then tabu search on hard violations
 //! and late-acceptance hill climbing on the soft cost.
 
-use crate::model::{Model, Solution};
-use crate::problem::{Problem, Relaxation, NONE};
+use crate::model::{ConstraintKind, Model, Solution, Weight};
+use crate::problem::{GKind, GroupCon, Problem, RKind, Relaxation, NONE};
 use crate::state::{Cost, State};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -182,19 +182,60 @@ impl Shared<'_> {
     }
 }
 
-/// The model with soft constraints of weight >= `min` made hard.
-fn strict_model(model: &Model, min: u32) -> Option<Model> {
+/// How much more a near-hard soft constraint (weight >= `strict_soft`) costs
+/// than its weight while repairing and polishing: fet-cl confirms a timetable
+/// only if it breaks very few of them, so they come before every other soft
+/// constraint.
+pub const NEAR_HARD_SCALE: u32 = 100;
+
+/// The most activities that can be pairwise `min` (real) days apart in a
+/// week of `days` (real) days.
+fn max_spread(days: usize, min: usize) -> usize {
+    days.saturating_sub(1)
+        .checked_div(min)
+        .map_or(usize::MAX, |n| n + 1)
+}
+
+/// The model with soft constraints of weight >= `min` made hard, except
+/// those that no timetable can satisfy (a "min days between activities" with
+/// more activities than the week has room for: FET's own timetables break
+/// it once): these get [`NEAR_HARD_SCALE`] times their weight.
+pub fn strict_model(model: &Model, min: u32) -> Option<Model> {
     let mut m = model.clone();
     let mut changed = false;
+    let real_days = model.days.len() / model.days_per_real_day.max(1);
     for c in &mut m.constraints {
-        if let crate::model::Weight::Soft(w) = c.weight {
+        if let Weight::Soft(w) = c.weight {
             if w >= min {
-                c.weight = crate::model::Weight::Hard;
+                let impossible = matches!(
+                    &c.kind,
+                    ConstraintKind::MinDaysBetween { activities, min_days, .. }
+                        if activities.len() > max_spread(real_days, *min_days)
+                );
+                c.weight = if impossible {
+                    Weight::Soft(w.saturating_mul(NEAR_HARD_SCALE))
+                } else {
+                    Weight::Hard
+                };
                 changed = true;
             }
         }
     }
     changed.then_some(m)
+}
+
+/// The model with soft constraints of weight >= `min` costing
+/// [`NEAR_HARD_SCALE`] times their weight.
+pub fn scaled_model(model: &Model, min: u32) -> Model {
+    let mut m = model.clone();
+    for c in &mut m.constraints {
+        if let Weight::Soft(w) = c.weight {
+            if w >= min {
+                c.weight = Weight::Soft(w.saturating_mul(NEAR_HARD_SCALE));
+            }
+        }
+    }
+    m
 }
 
 /// Solve a model.
@@ -203,10 +244,10 @@ pub fn solve(
     opts: &SolveOptions,
     progress: &(dyn Fn(&Progress) + Sync),
 ) -> crate::Result<SolveResult> {
-    let Some(strict) = opts
+    let Some((min, strict)) = opts
         .strict_soft
         .filter(|&w| w > 0)
-        .and_then(|w| strict_model(model, w))
+        .and_then(|w| strict_model(model, w).map(|m| (w, m)))
     else {
         return solve_plain(model, opts, progress);
     };
@@ -238,12 +279,14 @@ pub fn solve(
     let mut iterations = first.iterations;
     let mut best = first.solution;
     let mut best_cost = first.cost;
+    let stall = opts.time_limit.mul_f64(0.1).max(Duration::from_secs(2));
     // 2. Repair the broken near-hard constraints from there, with them as
     // hard; give up when that stalls.
-    let mut polish_model = model;
+    let scaled = scaled_model(model, min);
+    let mut repaired = false;
     let (scost, _) = evaluate(&strict, &best)?;
     if scost.hard == 0 {
-        polish_model = &strict;
+        repaired = true;
     } else {
         let remaining = opts.time_limit.saturating_sub(started.elapsed());
         let o2 = SolveOptions {
@@ -252,7 +295,7 @@ pub fn solve(
             initial: Some(best.clone()),
             stop_at_feasible: true,
             polish: None,
-            stall: Some(opts.time_limit.mul_f64(0.1).max(Duration::from_secs(2))),
+            stall: Some(stall),
             ..opts.clone()
         };
         let second = solve_plain(&strict, &o2, &|_| {})?;
@@ -262,21 +305,28 @@ pub fn solve(
             if c.hard == 0 {
                 best = second.solution;
                 best_cost = c;
-                polish_model = &strict;
+                repaired = true;
             }
         }
     }
-    // 3. Lower the soft cost from the best timetable: for the polish time,
-    // or up to the time limit.
+    // 3. Lower the soft cost from the best timetable: with the near-hard
+    // constraints kept as hard when the repair worked, else weighted far
+    // above the others (keeping whatever the polish gains on them), for the
+    // polish time or until it stalls, or up to the time limit.
+    let polish_model = if repaired { &strict } else { &scaled };
     let elapsed = started.elapsed();
     let remaining = opts.time_limit.saturating_sub(elapsed);
     let polish = !(opts.stop_at_feasible && opts.polish.is_none());
     if polish && !remaining.is_zero() && !opts.cancel.load(Ordering::Relaxed) {
+        let (best_key, _) = evaluate(polish_model, &best)?;
+        // Near-hard violations left: keep polishing while that pays.
+        let near_hard_left = !repaired && best_key.soft >= (NEAR_HARD_SCALE * min) as i64;
         let o3 = SolveOptions {
             time_limit: remaining,
             strict_soft: None,
             initial: Some(best.clone()),
-            stall: None,
+            stall: near_hard_left.then_some(stall),
+            stop_at_feasible: opts.stop_at_feasible && !near_hard_left,
             ..opts.clone()
         };
         let offset = elapsed.as_secs_f64();
@@ -289,7 +339,8 @@ pub fn solve(
         let third = solve_plain(polish_model, &o3, &shifted)?;
         iterations += third.iterations;
         let (c, _) = evaluate(model, &third.solution)?;
-        if c.hard == 0 && c < best_cost {
+        let (key, _) = evaluate(polish_model, &third.solution)?;
+        if c.hard == 0 && key < best_key {
             best = third.solution;
             best_cost = c;
         }
@@ -720,6 +771,84 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         }
     }
 
+    /// Units to take out so that unit `u` can start at `s` without a teacher
+    /// or students set working on more days than a hard "max days per week"
+    /// allows: all of the resource's units on its least busy other day.
+    fn max_days_conflicts(&mut self, u: usize, s: u16) {
+        let p = self.p;
+        let d = s as usize / p.periods;
+        for &a in &p.units[u] {
+            for &r in &p.acts[a].res {
+                if self.st.res_day_mask(r, d) != 0 {
+                    continue;
+                }
+                for &ci in &p.res_rcons[r as usize] {
+                    let rc = &p.rcons[ci as usize];
+                    let RKind::MaxDays(max) = rc.kind else {
+                        continue;
+                    };
+                    if !rc.hard {
+                        continue;
+                    }
+                    let used = (0..p.days)
+                        .filter(|&e| self.st.res_day_mask(r, e) != 0)
+                        .count();
+                    if used < max {
+                        continue;
+                    }
+                    // The used day with the fewest activities of r (not of u).
+                    let mut best: Option<(usize, usize)> = None;
+                    for e in (0..p.days).filter(|&e| e != d) {
+                        if self.st.res_day_mask(r, e) == 0 {
+                            continue;
+                        }
+                        let n = self.res_acts[r as usize]
+                            .iter()
+                            .filter(|&&b| {
+                                let sb = self.st.start[b];
+                                sb != NONE && sb as usize / p.periods == e && p.act_unit[b] != u
+                            })
+                            .count();
+                        if best.is_none_or(|(_, m)| n < m) {
+                            best = Some((e, n));
+                        }
+                    }
+                    let Some((e, _)) = best else { continue };
+                    for i in 0..self.res_acts[r as usize].len() {
+                        let b = self.res_acts[r as usize][i];
+                        let sb = self.st.start[b];
+                        if sb != NONE && sb as usize / p.periods == e {
+                            let v = p.act_unit[b];
+                            if v != u && !self.conflicts.contains(&v) {
+                                self.conflicts.push(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Units in room `r` while activity `a` of unit `u` would be there from `s`.
+    fn room_conflicts(&mut self, u: usize, a: usize, s: u16, r: u16) {
+        let p = self.p;
+        let (s0, e0) = (s as usize, s as usize + p.acts[a].dur);
+        if !(s0..e0).any(|x| self.st.room_occ(r, x) > 0) {
+            return;
+        }
+        for b in 0..p.acts.len() {
+            let sb = self.st.start[b];
+            if self.st.room[b] != r || sb == NONE {
+                continue;
+            }
+            let (sb, eb) = (sb as usize, sb as usize + p.acts[b].dur);
+            let v = p.act_unit[b];
+            if sb < e0 && s0 < eb && v != u && !self.conflicts.contains(&v) {
+                self.conflicts.push(v);
+            }
+        }
+    }
+
     /// One step of conflict-directed ejection.
     fn eject_step(&mut self, iter: u64) {
         let p = self.p;
@@ -791,21 +920,46 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                     }
                 }
             }
-            self.moves.clear();
-            for &v in &self.conflicts {
-                for &b in &p.units[v] {
-                    self.moves.push((b, NONE, NONE));
+            // Units that break a hard pairwise constraint (min days, same
+            // day consecutive, not overlapping, consecutive) with u at s.
+            for &a in &p.units[u] {
+                for &g in &p.act_groups[a] {
+                    let gc = &p.groups[g as usize];
+                    if !gc.hard {
+                        continue;
+                    }
+                    for &b in &gc.acts {
+                        let sb = self.st.start[b];
+                        if b == a || sb == NONE {
+                            continue;
+                        }
+                        let v = p.act_unit[b];
+                        if v != u && !self.conflicts.contains(&v) && pair_breaks(p, gc, a, s, b, sb)
+                        {
+                            self.conflicts.push(v);
+                        }
+                    }
                 }
             }
+            self.max_days_conflicts(u, s);
+            let mut placed: Moves = Vec::new();
             let mut taken: Vec<u16> = Vec::new();
             for i in 0..p.units[u].len() {
                 let a = p.units[u][i];
                 let r = self.pick_room(a, s, &taken);
                 if r != NONE {
                     taken.push(r);
+                    self.room_conflicts(u, a, s, r);
                 }
-                self.moves.push((a, s, r));
+                placed.push((a, s, r));
             }
+            self.moves.clear();
+            for &v in &self.conflicts {
+                for &b in &p.units[v] {
+                    self.moves.push((b, NONE, NONE));
+                }
+            }
+            self.moves.extend_from_slice(&placed);
             // Prefer taking out units that were rarely taken out from there.
             let penalty: i64 = self
                 .conflicts
@@ -1238,6 +1392,27 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 && st.start[b] as usize <= slot
                 && slot < st.start[b] as usize + p.acts[b].dur
         })
+    }
+}
+
+/// Whether activity `a` starting at `sa` and `b` starting at `sb` break the
+/// pairwise group constraint `gc` (false for constraints that are not pairwise).
+fn pair_breaks(p: &Problem, gc: &GroupCon, a: usize, sa: u16, b: usize, sb: u16) -> bool {
+    let (sa, sb) = (sa as usize, sb as usize);
+    let (ea, eb) = (sa + p.acts[a].dur, sb + p.acts[b].dur);
+    let day = |s: usize| s / p.periods / p.real_day;
+    match gc.kind {
+        GKind::MinDays { min } => day(sa).abs_diff(day(sb)) < min,
+        GKind::SameDayConsecutive => {
+            day(sa) == day(sb) && (sa / p.periods != sb / p.periods || (ea != sb && eb != sa))
+        }
+        GKind::NotOverlapping => sa < eb && sb < ea,
+        GKind::Consecutive => {
+            let (first, second) = if gc.acts[0] == a { (sa, sb) } else { (sb, sa) };
+            let first_end = first + p.acts[gc.acts[0]].dur;
+            first / p.periods != second / p.periods || first_end != second
+        }
+        _ => false,
     }
 }
 

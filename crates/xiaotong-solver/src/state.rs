@@ -135,7 +135,12 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
                         continue;
                     }
                     let (db, sb) = (start[b] as usize / per / p.real_day, start[b] as usize);
-                    if da == db && sa + p.acts[a].dur != sb && sb + p.acts[b].dur != sa {
+                    // Adjacent within one (half) day: in mornings-afternoons
+                    // mode the end of a morning and the start of the
+                    // afternoon are not adjacent for FET.
+                    let adjacent = sa / per == sb / per
+                        && (sa + p.acts[a].dur == sb || sb + p.acts[b].dur == sa);
+                    if da == db && !adjacent {
                         v += 1;
                     }
                 }
@@ -496,6 +501,11 @@ impl<'p> State<'p> {
     /// Occupancy count of a room at a slot (including "not available" blocks).
     pub fn room_occ(&self, room: u16, slot: usize) -> u16 {
         self.room_occ[room as usize * self.p.slots + slot]
+    }
+
+    /// The periods of day `d` in which resource `r` is busy, as a bit mask.
+    pub fn res_day_mask(&self, r: u32, d: usize) -> u64 {
+        self.res_mask[r as usize * self.p.days + d]
     }
 
     pub fn res_occ(&self, r: u32, slot: usize) -> u16 {

@@ -183,3 +183,82 @@ fn strict_repair_reports_real_weights_and_keeps_the_timetable_feasible() {
     let r = solver::solve(&read(&text), &opts, &|_| {}).unwrap();
     assert_eq!((r.cost.hard, r.cost.soft), (0, 95));
 }
+
+/// fet-cl confirms timetables that break a 95 % "min days between
+/// activities" which no timetable can keep (six lessons of a subject in a
+/// five-day week: its own timetables put two on one day), but not ones that
+/// break many near-hard constraints. The strict repair must therefore not
+/// make such a constraint hard (it used to, so the repair of Arabic_Saudi_2
+/// and AMIROUCHE always failed and their timetables were refused): it
+/// weighs it far above ordinary soft constraints instead.
+#[test]
+fn strict_repair_keeps_impossible_min_days_soft_but_heavy() {
+    use xiaotong_solver::solver::{strict_model, NEAR_HARD_SCALE};
+    use xiaotong_solver::{ConstraintKind, Weight};
+    // Three activities at least one day apart in a two-day week.
+    let three = "<ConstraintMinDaysBetweenActivities><Weight_Percentage>95</Weight_Percentage><Consecutive_If_Same_Day>false</Consecutive_If_Same_Day><Number_of_Activities>3</Number_of_Activities><Activity_Id>1</Activity_Id><Activity_Id>2</Activity_Id><Activity_Id>4</Activity_Id><MinDays>1</MinDays><Active>true</Active></ConstraintMinDaysBetweenActivities>\n";
+    let text = TINY.replace(
+        "</Time_Constraints_List>",
+        &format!("{three}</Time_Constraints_List>"),
+    );
+    let m = read(&text);
+    let strict = strict_model(&m, 90).unwrap();
+    let weights: Vec<(usize, Weight)> = strict
+        .constraints
+        .iter()
+        .filter_map(|c| match &c.kind {
+            ConstraintKind::MinDaysBetween {
+                activities,
+                min_days: 1,
+                ..
+            } => Some((activities.len(), c.weight)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        weights,
+        vec![(2, Weight::Hard), (3, Weight::Soft(95 * NEAR_HARD_SCALE))]
+    );
+    // A timetable with the split lesson on two days keeps the two-day one
+    // and breaks the impossible one once: no hard violation in the strict model.
+    let (cost, _) = solver::evaluate(
+        &strict,
+        &sol_of(
+            &strict,
+            &[
+                (1, 0, 0, Some(0)),
+                (2, 1, 0, Some(0)),
+                (4, 0, 1, Some(1)),
+                (3, 1, 1, Some(0)),
+            ],
+        ),
+    )
+    .unwrap();
+    assert_eq!((cost.hard, cost.soft), (0, (95 * NEAR_HARD_SCALE) as i64));
+}
+
+fn sol_of(m: &Model, placed: &[(u64, usize, usize, Option<usize>)]) -> Solution {
+    let mut sol = Solution::empty(m.activities.len());
+    for &(id, d, h, r) in placed {
+        let a = m.activities.iter().position(|a| a.id == id).unwrap();
+        sol.start[a] = Some((d, h));
+        sol.room[a] = r;
+    }
+    sol
+}
+
+/// In mornings-afternoons mode, "consecutive if same day" means adjacent in
+/// the same half day: the last hour of a morning and the first of the
+/// afternoon are on the same real day but not consecutive for fet-cl (it
+/// refused an AMIROUCHE timetable for this).
+#[test]
+fn consecutive_if_same_day_does_not_cross_from_morning_to_afternoon() {
+    let min_days = "<ConstraintMinDaysBetweenActivities><Weight_Percentage>95</Weight_Percentage><Consecutive_If_Same_Day>true</Consecutive_If_Same_Day><Number_of_Activities>2</Number_of_Activities><Activity_Id>1</Activity_Id><Activity_Id>2</Activity_Id><MinDays>1</MinDays><Active>true</Active></ConstraintMinDaysBetweenActivities>";
+    let f = ma_file("6.8.5", true, Some("Unrestricted"), min_days);
+    // Morning hours 1 and 2: consecutive, only the 95 % part is broken.
+    assert_eq!(hard_at(&f, (MON1, 0), (MON1, 1)), 0);
+    // Last hour of the morning, first of the afternoon: not consecutive.
+    assert_eq!(hard_at(&f, (MON1, 1), (MON2, 0)), 1);
+    // Different real days: fine.
+    assert_eq!(hard_at(&f, (MON2, 1), (TUE1, 0)), 0);
+}
