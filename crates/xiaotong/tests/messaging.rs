@@ -423,20 +423,31 @@ async fn message_center(url: String) {
         .post(&format!("/api/v1/inbox/{inbox_id}/confirm"), json!({}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let report = admin
-        .get_json(&format!("/api/v1/messages/{mid}/delivery"))
-        .await;
+    // The sink has every mail; a batch's deliveries are marked sent just
+    // after the SMTP server accepted it, so the report may lag briefly.
+    let sent_of = |report: &Value| {
+        report["by_channel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["channel"] == "email" && c["state"] == "sent")
+            .and_then(|c| c["count"].as_i64())
+            .unwrap_or(0)
+    };
+    let mut report = Value::Null;
+    for _ in 0..300 {
+        report = admin
+            .get_json(&format!("/api/v1/messages/{mid}/delivery"))
+            .await;
+        if sent_of(&report) == recipients {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(report["read"], 1);
     assert_eq!(report["confirmed"], 1);
     assert_eq!(report["inbox"].as_i64().unwrap(), recipients);
-    let sent = report["by_channel"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["channel"] == "email" && c["state"] == "sent")
-        .unwrap()
-        .clone();
-    assert_eq!(sent["count"].as_i64().unwrap(), recipients);
+    assert_eq!(sent_of(&report), recipients, "{report}");
     let read = admin
         .get_json(&format!("/api/v1/messages/{mid}/recipients?filter=read"))
         .await;
