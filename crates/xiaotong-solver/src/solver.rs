@@ -925,7 +925,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             for &a in &p.units[u] {
                 for &g in &p.act_groups[a] {
                     let gc = &p.groups[g as usize];
-                    if !gc.hard {
+                    if !gc.hard || gc.kind == GKind::SameDayConsecutive {
                         continue;
                     }
                     for &b in &gc.acts {
