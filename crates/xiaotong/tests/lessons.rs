@@ -812,8 +812,59 @@ async fn concurrent_class_singles(url: String) {
         accounts.push(fx.sell(*st).await);
     }
     let s = fx.session(0, false).await;
+    // The parent also has two paying children in the class: checked in in
+    // the same group, each gets a notice.
+    let siblings = [fx.students[1], fx.students[2]];
+    let parent_id: i64 = fx
+        .server
+        .app
+        .db
+        .fetch_one(
+            &Sql::new("SELECT parent_id FROM guardianships WHERE tenant_id = ? AND student_id = ?")
+                .bind(fx.tenant_id)
+                .bind(fx.child),
+        )
+        .await
+        .unwrap()
+        .i64("parent_id")
+        .unwrap();
+    let mut tx = fx.server.app.db.begin().await.unwrap();
+    for st in siblings {
+        link_guardian(&mut tx, fx.tenant_id, parent_id, st)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
     for round in 0..2 {
         let mut handles = vec![];
+        // Among them, requests the group's writer must refuse one by one:
+        // an unknown student and an unknown session.
+        let bad = [
+            (s, 999_999_999i64, 422u16),
+            (999_999_999, fx.students[3], 404),
+        ];
+        for (session, st, status) in bad {
+            let (client, base, csrf) = (
+                fx.teacher.client.clone(),
+                fx.teacher.base.clone(),
+                fx.teacher.csrf.clone(),
+            );
+            handles.push(tokio::spawn(async move {
+                let r = client
+                    .post(format!("{base}/api/v1/lessons/sessions/{session}/checkin"))
+                    .header("x-csrf-token", csrf)
+                    .json(&marks(&[st], "present"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), status);
+                let v: Value = r.json().await.unwrap();
+                if status == 422 {
+                    assert!(v.to_string().contains("no such student"), "{v}");
+                }
+                (0, 0, Value::Null)
+            }));
+        }
         for st in &fx.students {
             let (client, base, csrf) = (
                 fx.teacher.client.clone(),
@@ -835,6 +886,9 @@ async fn concurrent_class_singles(url: String) {
         }
         for h in handles {
             let (st, status, v) = h.await.unwrap();
+            if st == 0 {
+                continue;
+            }
             if st == *broke {
                 assert_eq!(status, 422, "{v}");
                 assert!(
@@ -863,6 +917,26 @@ async fn concurrent_class_singles(url: String) {
     )
     .await;
     assert_eq!(debits, paying.len() as i64);
+    let mut told = vec![];
+    for _ in 0..100 {
+        let ns = json_ok(fx.parent.get("/api/v1/lessons/notices").await, 200).await;
+        told = ns["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["student_id"].as_i64().unwrap())
+            .collect();
+        if told.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    told.sort_unstable();
+    assert_eq!(
+        told,
+        siblings.to_vec(),
+        "one notice per child, none for the refused one"
+    );
     fx.verify_ok().await;
     fx.server.stop().await;
 }

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lessons",
         sql: include_str!("../../migrations/0003_lessons.sql"),
     },
+    Migration {
+        version: 4,
+        name: "lesson notice groups",
+        sql: include_str!("../../migrations/0004_lesson_notice_groups.sql"),
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
@@ -40,10 +45,31 @@ fn render(sql: &str, backend: Backend) -> String {
             "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         ),
     };
-    sql.replace("ID_PK", id_pk)
+    let sql = sql
+        .replace("ID_PK", id_pk)
         .replace("BLOB_T", blob)
         .replace("LONGTEXT_T", longtext)
-        .replace("TABLE_OPTS", opts)
+        .replace("TABLE_OPTS", opts);
+    on_table(&sql, backend)
+}
+
+/// `DROP INDEX name ON_TABLE(t)`: MySQL names the table of an index to
+/// drop, the others must not.
+fn on_table(sql: &str, backend: Backend) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("ON_TABLE(") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "ON_TABLE(".len()..];
+        let end = after.find(')').unwrap_or(after.len());
+        if backend == Backend::MySql {
+            out.push_str("ON ");
+            out.push_str(&after[..end]);
+        }
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 async fn ensure_table(db: &Db) -> Result<()> {
@@ -117,4 +143,17 @@ pub async fn migrate(db: &Db) -> Result<Vec<i64>> {
         newly.push(m.version);
     }
     Ok(newly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_index_names_its_table_on_mysql_only() {
+        let sql = "DROP INDEX i ON_TABLE(t);\nSELECT 1;";
+        assert_eq!(render(sql, Backend::MySql), "DROP INDEX i ON t;\nSELECT 1;");
+        assert_eq!(render(sql, Backend::Postgres), "DROP INDEX i ;\nSELECT 1;");
+        assert_eq!(render(sql, Backend::Sqlite), "DROP INDEX i ;\nSELECT 1;");
+    }
 }

@@ -77,17 +77,41 @@ pub fn notice_body(student: &str, p: &serde_json::Value) -> String {
     }
 }
 
-/// `lessons.parent_notice`: record the notice for each of the student's
-/// parents, and complete the job in the same transaction (exactly once).
+/// `lessons.parent_notice`: record each notice of the job for each of the
+/// student's parents, and complete the job in the same transaction (exactly
+/// once). A job carries one notice, or under `notices` all the notices of
+/// one check-in transaction (a class, or a group of single check-ins), so
+/// a busy morning costs one job per group rather than one per student.
 pub async fn record_notice(app: App, job: Job) -> anyhow::Result<()> {
     let p = &job.payload;
     let tenant_id = p["tenant_id"].as_i64().unwrap_or_default();
-    let student_id = p["student_id"].as_i64().unwrap_or_default();
-    let name = store::name_of(&app.db, tenant_id, student_id).await?;
-    let body: String = notice_body(&name, p).chars().take(500).collect();
+    let items: Vec<&serde_json::Value> = match p["notices"].as_array() {
+        Some(list) => list.iter().collect(),
+        None => vec![p],
+    };
+    let mut students: Vec<i64> = items
+        .iter()
+        .filter_map(|i| i["student_id"].as_i64())
+        .collect();
+    students.sort_unstable();
+    students.dedup();
+    let names = store::names_of(&app.db, tenant_id, &students).await?;
     let mut tx = app.db.begin().await?;
-    let parents = store::parents_of(&mut tx, tenant_id, student_id).await?;
-    if !parents.is_empty() {
+    let parents = store::parents_of_all(&mut tx, tenant_id, &students).await?;
+    let actor = crate::auth::model::Actor::system(tenant_id, "lessons");
+    let mut rows = vec![];
+    for item in items {
+        let student_id = item["student_id"].as_i64().unwrap_or_default();
+        let of_student: Vec<i64> = parents
+            .iter()
+            .filter(|(s, _)| *s == student_id)
+            .map(|(_, parent)| *parent)
+            .collect();
+        if of_student.is_empty() {
+            continue;
+        }
+        let name = names.get(&student_id).map(String::as_str).unwrap_or("");
+        let body: String = notice_body(name, item).chars().take(500).collect();
         // Into the parents' inboxes (and whatever channels the tenant set),
         // in this same transaction: the notice goes out exactly once.
         let notice = crate::messaging::Notify {
@@ -100,30 +124,45 @@ pub async fn record_notice(app: App, job: Job) -> anyhow::Result<()> {
                 }],
                 exclude: vec![],
             },
-            vars: serde_json::json!({"text": body, "kind": p["kind"]}),
+            vars: serde_json::json!({"text": body, "kind": item["kind"]}),
             priority: crate::messaging::Priority::Normal,
             channels: vec![],
             source: "lessons".into(),
         };
-        let actor = crate::auth::model::Actor::system(tenant_id, "lessons");
         crate::messaging::notify(&mut tx, tenant_id, &actor, &notice).await?;
+        let kind = item["kind"].as_str().unwrap_or("").to_string();
+        let payload = item.to_string();
+        for parent in of_student {
+            rows.push((
+                parent,
+                student_id,
+                kind.clone(),
+                body.clone(),
+                payload.clone(),
+            ));
+        }
     }
-    for parent in parents {
-        tx.execute(
-            &Sql::new(insert_ignore(
-                tx.backend(),
-                "lesson_notices (tenant_id, parent_id, student_id, kind, job_id, body, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ))
-            .bind(tenant_id)
-            .bind(parent)
-            .bind(student_id)
-            .bind(p["kind"].as_str().unwrap_or(""))
-            .bind(job.id)
-            .bind(body.as_str())
-            .bind(p.to_string())
-            .bind(now_ms()),
-        )
-        .await?;
+    // Several hundred rows per statement at most, well under every
+    // backend's limit on bound parameters.
+    let now = now_ms();
+    for chunk in rows.chunks(400) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut sql = Sql::new(insert_ignore(
+            tx.backend(),
+            &format!("lesson_notices (tenant_id, parent_id, student_id, kind, job_id, body, payload, created_at) VALUES {values}"),
+        ));
+        for (parent, student, kind, body, payload) in chunk {
+            sql = sql
+                .bind(tenant_id)
+                .bind(*parent)
+                .bind(*student)
+                .bind(kind.as_str())
+                .bind(job.id)
+                .bind(body.as_str())
+                .bind(payload.as_str())
+                .bind(now);
+        }
+        tx.execute(&sql).await?;
     }
     if !jobs::complete_in(&mut tx, &job).await? {
         tx.rollback().await?;

@@ -991,41 +991,62 @@ fn deducts(status: &str, s: &LessonSettings) -> bool {
     }
 }
 
-/// Check that the caller may check in this session: tenant-wide, or they
-/// teach its class or the session itself. Out of reach is 404.
-async fn checkin_session(app: &App, p: &Principal, session_id: i64) -> Result<SessionRow> {
-    let scopes = authorize(p, "lessons.checkin")?;
+/// Which sessions a caller may check in, decided from their scopes before
+/// any session is read: tenant-wide, or the sessions they teach or whose
+/// class they teach. Out of reach is 404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckinAccess {
+    pub tenant_wide: bool,
+    pub own_classes: bool,
+}
+
+impl CheckinAccess {
+    pub fn of(p: &Principal) -> Result<Self> {
+        let scopes = authorize(p, "lessons.checkin")?;
+        Ok(CheckinAccess {
+            tenant_wide: tenant_wide(&scopes),
+            own_classes: scopes.contains(&Scope::OwnClasses),
+        })
+    }
+
+    /// Within reach without asking who teaches the class.
+    pub fn reaches_directly(&self, person: Option<i64>, s: &SessionRow) -> bool {
+        self.tenant_wide || (self.own_classes && person.is_some() && s.api.teacher_id == person)
+    }
+
+    /// Whether the class teachers decide it.
+    pub fn needs_class_teachers(&self, person: Option<i64>, s: &SessionRow) -> bool {
+        !self.reaches_directly(person, s) && self.own_classes && person.is_some()
+    }
+}
+
+async fn checkin_session(
+    app: &App,
+    p: &Principal,
+    access: CheckinAccess,
+    session_id: i64,
+) -> Result<SessionRow> {
     let s = store::session(&app.db, p.tenant_id, session_id)
         .await?
         .ok_or(Error::NotFound("session"))?;
-    if tenant_wide(&scopes) {
-        return Ok(s);
-    }
-    if scopes.contains(&Scope::OwnClasses)
-        && (s.api.teacher_id == Some(p.person_id)
-            || store::teaches(&app.db, p.tenant_id, s.api.class_id, p.person_id).await?)
+    let person = Some(p.person_id);
+    if access.reaches_directly(person, &s)
+        || (access.needs_class_teachers(person, &s)
+            && store::teaches(&app.db, p.tenant_id, s.api.class_id, p.person_id).await?)
     {
         return Ok(s);
     }
     Err(Error::NotFound("session"))
 }
 
-/// Check in one student or a whole class in one transaction: attendance,
-/// ledger debits from the right accounts, new balances and the parents'
-/// notices in the outbox. Repeating a check-in changes nothing.
-pub async fn check_in(
-    app: &App,
-    p: &Principal,
-    session_id: i64,
-    c: &CheckIn,
-) -> Result<CheckInResult> {
-    let session = checkin_session(app, p, session_id).await?;
+/// The marks' own rules: 1 to 2000, known statuses, each student once.
+pub fn validate_marks(marks: &[Mark]) -> Result<()> {
     let mut errors = vec![];
-    if c.marks.is_empty() || c.marks.len() > 2000 {
+    if marks.is_empty() || marks.len() > 2000 {
         errors.push(FieldError::new("marks", "must have 1 to 2000 marks"));
     }
     let mut seen = std::collections::HashSet::new();
-    for (i, m) in c.marks.iter().enumerate() {
+    for (i, m) in marks.iter().enumerate() {
         if !STATUSES.contains(&m.status.as_str()) {
             errors.push(FieldError::new(
                 format!("marks[{i}].status"),
@@ -1039,24 +1060,47 @@ pub async fn check_in(
             ));
         }
     }
-    check(errors)?;
-    let ids: Vec<i64> = c.marks.iter().map(|m| m.student_id).collect();
-    let found = store::existing_people(&app.db, p.tenant_id, "student", &ids).await?;
-    let errors: Vec<FieldError> = c
-        .marks
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| !found.contains(&m.student_id))
-        .map(|(i, _)| FieldError::new(format!("marks[{i}].student_id"), "no such student"))
-        .collect();
-    check(errors)?;
-    let settings = store::settings(&app.db, p.tenant_id).await?;
+    check(errors)
+}
+
+/// Every marked student exists (as a student of the tenant).
+pub fn known_students(marks: &[Mark], students: &std::collections::HashSet<i64>) -> Result<()> {
+    check(
+        marks
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !students.contains(&m.student_id))
+            .map(|(i, _)| FieldError::new(format!("marks[{i}].student_id"), "no such student"))
+            .collect(),
+    )
+}
+
+/// Check in one student or a whole class in one transaction: attendance,
+/// ledger debits from the right accounts, new balances and the parents'
+/// notices in the outbox. Repeating a check-in changes nothing.
+///
+/// A check-in of a few students joins the next group commit, whose writer
+/// reads the session, settings and students of the whole group at once;
+/// a class is written on its own.
+pub async fn check_in(
+    app: &App,
+    p: &Principal,
+    session_id: i64,
+    c: &CheckIn,
+) -> Result<CheckInResult> {
+    let access = CheckinAccess::of(p)?;
+    validate_marks(&c.marks)?;
     if c.marks.len() <= super::group::MAX_MARKS_GROUPED {
         return app
             .checkins
-            .submit(app, p.actor(), session, settings, c.marks.clone())
+            .submit(app, p.actor(), access, session_id, c.marks.clone())
             .await;
     }
+    let session = checkin_session(app, p, access, session_id).await?;
+    let ids: Vec<i64> = c.marks.iter().map(|m| m.student_id).collect();
+    let found = store::existing_people(&app.db, p.tenant_id, "student", &ids).await?;
+    known_students(&c.marks, &found.into_iter().collect())?;
+    let settings = store::settings(&app.db, p.tenant_id).await?;
     check_in_retrying(
         &app.db,
         &app.keys,
@@ -1248,7 +1292,8 @@ pub(super) async fn check_in_tx(
     }
     let balances: Vec<(i64, Balance)> = changed.iter().map(|a| (a.id, a.balance)).collect();
     store::set_balances(tx, keys, tenant_id, &balances).await?;
-    // Notices for every new mark (absences too: parents want to know).
+    // Notices for every new mark (absences too: parents want to know), as
+    // one job for the whole transaction.
     let mut notices = vec![];
     for (student, status, hours) in rows.iter().filter(|r| inserted_set.contains(&r.0)) {
         let pi = postings.iter().position(|x| x.student_id == *student);
@@ -1260,26 +1305,29 @@ pub(super) async fn check_in_tx(
                 )
             })
             .unwrap_or((None, None));
-        notices.push(
-            NewJob::new(
+        notices.push(serde_json::json!({
+            "kind": "attendance",
+            "student_id": student,
+            "session_id": s.id,
+            "course": s.course_name,
+            "starts_at": s.starts_at,
+            "status": status,
+            "hours": if pi.is_some() { *hours } else { 0 },
+            "account_id": account_id,
+            "balance_after": balance_after,
+        }));
+    }
+    if !notices.is_empty() {
+        jobs::enqueue(
+            tx,
+            &NewJob::new(
                 PARENT_NOTICE,
-                serde_json::json!({
-                    "tenant_id": tenant_id,
-                    "kind": "attendance",
-                    "student_id": student,
-                    "session_id": s.id,
-                    "course": s.course_name,
-                    "starts_at": s.starts_at,
-                    "status": status,
-                    "hours": if pi.is_some() { *hours } else { 0 },
-                    "account_id": account_id,
-                    "balance_after": balance_after,
-                }),
+                serde_json::json!({"tenant_id": tenant_id, "notices": notices}),
             )
             .tenant(tenant_id),
-        );
+        )
+        .await?;
     }
-    jobs::enqueue_many(tx, &notices).await?;
     let seqs = ledger::post(tx, keys, tenant_id, now, session.day, &postings).await?;
     for (_, m) in &sorted {
         if inserted_set.contains(&m.student_id) {
@@ -1328,7 +1376,7 @@ pub async fn correct(
     student_id: i64,
     c: &Correction,
 ) -> Result<MarkResult> {
-    let session = checkin_session(app, p, session_id).await?;
+    let session = checkin_session(app, p, CheckinAccess::of(p)?, session_id).await?;
     if !STATUSES.contains(&c.status.as_str()) {
         return Err(Error::validation(
             "status",
@@ -1526,7 +1574,7 @@ async fn correct_tx(
 }
 
 pub async fn sheet(app: &App, p: &Principal, session_id: i64) -> Result<Sheet> {
-    let session = checkin_session(app, p, session_id).await?;
+    let session = checkin_session(app, p, CheckinAccess::of(p)?, session_id).await?;
     let mut rows =
         store::sheet_rows(&app.db, p.tenant_id, session_id, session.api.class_id).await?;
     // Each row's hours left in the accounts that pay for this course.

@@ -472,6 +472,52 @@ pub async fn sessions(
         .collect()
 }
 
+/// Several sessions of one tenant at once (the check-in writer reads a
+/// whole group's sessions with one query).
+pub async fn sessions_by_id(
+    db: &Db,
+    tenant_id: i64,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, SessionRow>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut sql = Sql::new(format!(
+        "SELECT {SESSION_COLS}{SESSION_FROM} WHERE s.tenant_id = ? AND s.id IN "
+    ))
+    .bind(tenant_id);
+    sql.push_in(ids.iter().copied());
+    db.fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| session_row(r).map(|s| (s.api.id, s)))
+        .collect()
+}
+
+/// (class, teacher) pairs of the given classes and teachers.
+pub async fn teaching_pairs(
+    db: &Db,
+    tenant_id: i64,
+    class_ids: &[i64],
+    teacher_ids: &[i64],
+) -> Result<std::collections::HashSet<(i64, i64)>> {
+    if class_ids.is_empty() || teacher_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut sql = Sql::new(
+        "SELECT class_id, teacher_id FROM lesson_class_teachers WHERE tenant_id = ? AND class_id IN ",
+    )
+    .bind(tenant_id);
+    sql.push_in(class_ids.iter().copied());
+    sql.push(" AND teacher_id IN ");
+    sql.push_in(teacher_ids.iter().copied());
+    db.fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| Ok((r.i64("class_id")?, r.i64("teacher_id")?)))
+        .collect()
+}
+
 pub async fn teaches(db: &Db, tenant_id: i64, class_id: i64, teacher_id: i64) -> Result<bool> {
     Ok(db
         .fetch_optional(&Sql::new("SELECT 1 AS x FROM lesson_class_teachers WHERE tenant_id = ? AND class_id = ? AND teacher_id = ?").bind(tenant_id).bind(class_id).bind(teacher_id))
@@ -879,29 +925,45 @@ pub async fn sheet_rows(
 }
 
 /// Names of people, for notices.
-pub async fn name_of(db: &Db, tenant_id: i64, id: i64) -> Result<String> {
-    Ok(db
-        .fetch_optional(
-            &Sql::new("SELECT name FROM people WHERE tenant_id = ? AND id = ?")
-                .bind(tenant_id)
-                .bind(id),
-        )
+/// Names of several people, by id.
+pub async fn names_of(
+    db: &Db,
+    tenant_id: i64,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut sql =
+        Sql::new("SELECT id, name FROM people WHERE tenant_id = ? AND id IN ").bind(tenant_id);
+    sql.push_in(ids.iter().copied());
+    db.fetch_all(&sql)
         .await?
-        .map(|r| r.str("name"))
-        .transpose()?
-        .unwrap_or_default())
+        .iter()
+        .map(|r| Ok((r.i64("id")?, r.str("name")?)))
+        .collect()
 }
 
-pub async fn parents_of(tx: &mut Tx, tenant_id: i64, student_id: i64) -> Result<Vec<i64>> {
-    tx.fetch_all(
-        &Sql::new("SELECT parent_id FROM guardianships WHERE tenant_id = ? AND student_id = ? ORDER BY parent_id")
-            .bind(tenant_id)
-            .bind(student_id),
+/// The parents of several students: (student, parent) pairs.
+pub async fn parents_of_all(
+    tx: &mut Tx,
+    tenant_id: i64,
+    students: &[i64],
+) -> Result<Vec<(i64, i64)>> {
+    if students.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut sql = Sql::new(
+        "SELECT student_id, parent_id FROM guardianships WHERE tenant_id = ? AND student_id IN ",
     )
-    .await?
-    .iter()
-    .map(|r| r.i64("parent_id"))
-    .collect()
+    .bind(tenant_id);
+    sql.push_in(students.iter().copied());
+    sql.push(" ORDER BY student_id, parent_id");
+    tx.fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| Ok((r.i64("student_id")?, r.i64("parent_id")?)))
+        .collect()
 }
 
 pub async fn notices(
