@@ -533,20 +533,40 @@ impl<'a> CttState<'a> {
 /// Tuning of the annealing.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
+    /// Start and end temperature (geometric cooling over the run).
     pub t0: f64,
     pub t1: f64,
+    /// Per cent of moves that are Move/Swap, Kempe chains and room moves
+    /// (the rest: whole-course room moves).
+    pub p_move: u32,
+    pub p_kempe: u32,
+    pub p_room: u32,
+    /// Annealing cycles over the run, and the start temperature of the
+    /// cycles after the first.
+    pub cycles: u32,
+    pub reheat: f64,
 }
 
 impl Default for Schedule {
+    /// Tuned on comp02..comp07 with 30 s and 120 s runs: the end result
+    /// hardly depends on the cooling length, so the run is split into four
+    /// cycles, each restarting from the best timetable with a reheat.
     fn default() -> Self {
-        Schedule { t0: 4.0, t1: 0.05 }
+        Schedule {
+            t0: 4.0,
+            t1: 0.05,
+            p_move: 40,
+            p_kempe: 35,
+            p_room: 15,
+            cycles: 4,
+            reheat: 2.0,
+        }
     }
 }
 
-/// One annealing run from `st` until `deadline` (or `max_iter`
-/// iterations, which then also drive the temperature, so the run is
-/// reproducible). Returns the best timetable and the iterations done.
+/// Annealing state: the current and the best timetable.
 pub struct Anneal<'a, 'r> {
+    pub schedule: Schedule,
     pub st: CttState<'a>,
     pub best: CttState<'a>,
     rng: &'r mut ChaCha8Rng,
@@ -556,6 +576,7 @@ pub struct Anneal<'a, 'r> {
 impl<'a, 'r> Anneal<'a, 'r> {
     pub fn new(st: CttState<'a>, rng: &'r mut ChaCha8Rng) -> Self {
         Anneal {
+            schedule: Schedule::default(),
             best: st.clone(),
             st,
             rng,
@@ -572,7 +593,8 @@ impl<'a, 'r> Anneal<'a, 'r> {
         }
         let l = self.rng.gen_range(0..n);
         let x = self.rng.gen_range(0..100u32);
-        if x < 40 {
+        let sc = self.schedule;
+        if x < sc.p_move {
             let t2 = self.rng.gen_range(0..k.np);
             let r2 = if self.rng.gen_bool(0.5) {
                 self.st.room[l] as usize
@@ -580,10 +602,10 @@ impl<'a, 'r> Anneal<'a, 'r> {
                 self.rng.gen_range(0..k.nr)
             };
             self.st.move_swap(l, t2, r2)
-        } else if x < 75 {
+        } else if x < sc.p_move + sc.p_kempe {
             let t2 = self.rng.gen_range(0..k.np);
             self.st.kempe(l, t2, &mut self.chain)
-        } else if x < 90 {
+        } else if x < sc.p_move + sc.p_kempe + sc.p_room {
             let t = self.st.period[l] as usize;
             let r2 = self.rng.gen_range(0..k.nr);
             self.st.move_swap(l, t, r2)
@@ -645,6 +667,9 @@ impl Shared<'_> {
     }
 }
 
+/// One annealing run until the deadline (or `max_iter` iterations, which
+/// then also drive the temperature, so the run is reproducible). Returns
+/// the best timetable and the iterations done.
 fn anneal_thread<'a>(
     start: &CttState<'a>,
     seed: u64,
@@ -659,13 +684,14 @@ fn anneal_thread<'a>(
             ^ 0x5EED,
     );
     let mut a = Anneal::new(start.clone(), &mut rng);
+    a.schedule = schedule;
     let begin = Instant::now();
     let budget = shared
         .deadline
         .saturating_duration_since(begin)
         .as_secs_f64();
-    let ratio = schedule.t1 / schedule.t0;
     let mut temp = schedule.t0;
+    let mut cur_cycle = 0;
     let mut iter: u64 = 0;
     loop {
         if iter % 1024 == 0 {
@@ -687,7 +713,19 @@ fn anneal_thread<'a>(
             if shared.cancel.load(Ordering::Relaxed) || a.best.cost == 0 {
                 break;
             }
-            temp = schedule.t0 * ratio.powf(frac.min(1.0));
+            // Cycles: each restarts from the best timetable with a reheat.
+            let f = frac.min(0.999_999) * schedule.cycles as f64;
+            let cycle = f as u32;
+            if cycle != cur_cycle {
+                cur_cycle = cycle;
+                a.st.clone_from(&a.best);
+            }
+            let t0 = if cycle == 0 {
+                schedule.t0
+            } else {
+                schedule.reheat
+            };
+            temp = t0 * (schedule.t1 / t0).powf(f - cycle as f64);
         }
         iter += 1;
         if a.step(temp) {
