@@ -183,7 +183,10 @@ pub fn run_to(
             let _ = writeln!(g.0, "feasible seconds={:.2}", p.seconds);
         }
     };
-    let result = solver::solve(&model, &opts, &on_progress)?;
+    let result = match &inst {
+        Some(inst) => crate::ctt::solve(inst, &opts, &on_progress)?,
+        None => solver::solve(&model, &opts, &on_progress)?,
+    };
     let (w, _, _) = sink.into_inner().unwrap_or_else(|e| e.into_inner());
     let (mut hard, mut soft) = (result.cost.hard, result.cost.soft);
     if let Some(inst) = &inst {

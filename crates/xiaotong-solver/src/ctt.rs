@@ -1,0 +1,973 @@
+//! ITC-2007 track 3: simulated annealing on the soft cost.
+//!
+//! The generic solver builds the first timetable without hard violations;
+//! from there the search stays among feasible timetables and moves lectures
+//! with Move/Swap, Kempe chains on the period conflict graph (curricula and
+//! teachers), room moves and whole-course room moves. The soft cost is kept
+//! incrementally (per course: rooms and days used; per curriculum and day:
+//! a bit mask of busy periods), so a move costs a few array updates.
+
+use crate::itc::Instance;
+use crate::model::Solution;
+use crate::solver::{self, Progress, SolveOptions, SolveResult};
+use crate::state::Cost;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+const NO: u32 = u32::MAX;
+const NOP: u16 = u16::MAX;
+
+/// An instance in flat arrays. Lectures are numbered in course order, as
+/// the activities of [`crate::itc::to_model`].
+pub struct Compiled {
+    pub nc: usize,
+    pub nr: usize,
+    pub nd: usize,
+    pub ppd: usize,
+    pub np: usize,
+    nq: usize,
+    teacher: Vec<u32>,
+    curricula: Vec<Vec<u32>>,
+    mwd: Vec<u16>,
+    /// Students over capacity, course × room.
+    cap_pen: Vec<u32>,
+    /// Course × period.
+    unavailable: Vec<bool>,
+    /// Course × course: same teacher or a shared curriculum (or the same course).
+    conflict: Vec<bool>,
+    pub lec_course: Vec<u32>,
+    course_lecs: Vec<Vec<u32>>,
+    n_teachers: usize,
+}
+
+impl Compiled {
+    pub fn new(inst: &Instance) -> Self {
+        let nc = inst.courses.len();
+        let nr = inst.rooms.len();
+        let nd = inst.days;
+        let ppd = inst.periods_per_day;
+        let np = nd * ppd;
+        let mut teachers: Vec<&str> = Vec::new();
+        let teacher: Vec<u32> = inst
+            .courses
+            .iter()
+            .map(|c| match teachers.iter().position(|&t| t == c.teacher) {
+                Some(i) => i as u32,
+                None => {
+                    teachers.push(&c.teacher);
+                    (teachers.len() - 1) as u32
+                }
+            })
+            .collect();
+        let mut curricula = vec![Vec::new(); nc];
+        for (q, cu) in inst.curricula.iter().enumerate() {
+            for &c in &cu.courses {
+                if !curricula[c].contains(&(q as u32)) {
+                    curricula[c].push(q as u32);
+                }
+            }
+        }
+        let mut cap_pen = vec![0; nc * nr];
+        for (c, course) in inst.courses.iter().enumerate() {
+            for (r, room) in inst.rooms.iter().enumerate() {
+                cap_pen[c * nr + r] = course.students.saturating_sub(room.1);
+            }
+        }
+        let mut unavailable = vec![false; nc * np];
+        for &(c, d, p) in &inst.unavailability {
+            unavailable[c * np + d * ppd + p] = true;
+        }
+        let mut conflict = vec![false; nc * nc];
+        for a in 0..nc {
+            for b in 0..nc {
+                conflict[a * nc + b] = a == b
+                    || teacher[a] == teacher[b]
+                    || curricula[a].iter().any(|q| curricula[b].contains(q));
+            }
+        }
+        let mut lec_course = Vec::new();
+        let mut course_lecs = vec![Vec::new(); nc];
+        for (c, course) in inst.courses.iter().enumerate() {
+            for _ in 0..course.lectures {
+                course_lecs[c].push(lec_course.len() as u32);
+                lec_course.push(c as u32);
+            }
+        }
+        Compiled {
+            nc,
+            nr,
+            nd,
+            ppd,
+            np,
+            nq: inst.curricula.len(),
+            teacher,
+            curricula,
+            mwd: inst
+                .courses
+                .iter()
+                .map(|c| c.min_working_days.min(u16::MAX as usize) as u16)
+                .collect(),
+            cap_pen,
+            unavailable,
+            conflict,
+            lec_course,
+            course_lecs,
+            n_teachers: teachers.len(),
+        }
+    }
+
+    pub fn n_lectures(&self) -> usize {
+        self.lec_course.len()
+    }
+}
+
+/// Isolated busy periods of a day (no busy neighbour on either side).
+#[inline]
+fn isolated(mask: u64) -> i64 {
+    (mask & !(mask << 1) & !(mask >> 1)).count_ones() as i64
+}
+
+/// A feasible timetable with its soft cost, kept incrementally.
+#[derive(Clone)]
+pub struct CttState<'a> {
+    k: &'a Compiled,
+    pub period: Vec<u16>,
+    pub room: Vec<u16>,
+    /// Lecture in period × room, or NO.
+    at: Vec<u32>,
+    /// Teacher × period: lectures.
+    teacher_busy: Vec<u16>,
+    /// Curriculum × day: busy periods.
+    curr_mask: Vec<u64>,
+    course_day: Vec<u16>,
+    course_ndays: Vec<u16>,
+    course_room: Vec<u16>,
+    course_nrooms: Vec<u16>,
+    pub cost: i64,
+    /// Lectures taken out by the current move, with where they were.
+    log: Vec<(u32, u16, u16)>,
+}
+
+impl<'a> CttState<'a> {
+    pub fn new(k: &'a Compiled) -> Self {
+        let n = k.n_lectures();
+        CttState {
+            k,
+            period: vec![NOP; n],
+            room: vec![NOP; n],
+            at: vec![NO; k.np * k.nr],
+            teacher_busy: vec![0; k.n_teachers * k.np],
+            curr_mask: vec![0; k.nq * k.nd],
+            course_day: vec![0; k.nc * k.nd],
+            course_ndays: vec![0; k.nc],
+            course_room: vec![0; k.nc * k.nr],
+            course_nrooms: vec![0; k.nc],
+            // Every course misses all its working days while nothing is placed.
+            cost: k.mwd.iter().map(|&m| 5 * m as i64).sum(),
+            log: Vec::new(),
+        }
+    }
+
+    /// Load a timetable; `None` when a lecture is missing or a hard
+    /// constraint is broken.
+    pub fn from_solution(k: &'a Compiled, sol: &Solution) -> Option<Self> {
+        let mut s = CttState::new(k);
+        for l in 0..k.n_lectures() {
+            let (d, p) = (*sol.start.get(l)?)?;
+            let r = (*sol.room.get(l)?)?;
+            if d >= k.nd || p >= k.ppd || r >= k.nr {
+                return None;
+            }
+            let t = d * k.ppd + p;
+            let c = k.lec_course[l] as usize;
+            if !s.can_place(c, t) || s.at[t * k.nr + r] != NO {
+                return None;
+            }
+            s.insert(l, t, r);
+        }
+        Some(s)
+    }
+
+    pub fn to_solution(&self) -> Solution {
+        let ppd = self.k.ppd;
+        Solution {
+            start: self
+                .period
+                .iter()
+                .map(|&t| (t != NOP).then(|| (t as usize / ppd, t as usize % ppd)))
+                .collect(),
+            room: self
+                .room
+                .iter()
+                .map(|&r| (r != NOP).then_some(r as usize))
+                .collect(),
+        }
+    }
+
+    /// Whether a lecture of course `c` may go to period `t` (rooms aside).
+    #[inline]
+    pub fn can_place(&self, c: usize, t: usize) -> bool {
+        let k = self.k;
+        if k.unavailable[c * k.np + t] || self.teacher_busy[k.teacher[c] as usize * k.np + t] != 0 {
+            return false;
+        }
+        let (d, bit) = (t / k.ppd, 1u64 << (t % k.ppd));
+        k.curricula[c]
+            .iter()
+            .all(|&q| self.curr_mask[q as usize * k.nd + d] & bit == 0)
+    }
+
+    #[inline]
+    fn insert(&mut self, l: usize, t: usize, r: usize) {
+        let k = self.k;
+        let c = k.lec_course[l] as usize;
+        let (d, bit) = (t / k.ppd, 1u64 << (t % k.ppd));
+        debug_assert_eq!(self.at[t * k.nr + r], NO);
+        self.at[t * k.nr + r] = l as u32;
+        self.period[l] = t as u16;
+        self.room[l] = r as u16;
+        self.teacher_busy[k.teacher[c] as usize * k.np + t] += 1;
+        let mut cost = k.cap_pen[c * k.nr + r] as i64;
+        let cr = &mut self.course_room[c * k.nr + r];
+        *cr += 1;
+        if *cr == 1 {
+            let n = &mut self.course_nrooms[c];
+            *n += 1;
+            if *n >= 2 {
+                cost += 1;
+            }
+        }
+        let cd = &mut self.course_day[c * k.nd + d];
+        *cd += 1;
+        if *cd == 1 {
+            let n = &mut self.course_ndays[c];
+            if *n < k.mwd[c] {
+                cost -= 5;
+            }
+            *n += 1;
+        }
+        for &q in &k.curricula[c] {
+            let m = &mut self.curr_mask[q as usize * k.nd + d];
+            let old = isolated(*m);
+            *m |= bit;
+            cost += 2 * (isolated(*m) - old);
+        }
+        self.cost += cost;
+    }
+
+    #[inline]
+    fn remove(&mut self, l: usize) {
+        let k = self.k;
+        let c = k.lec_course[l] as usize;
+        let (t, r) = (self.period[l] as usize, self.room[l] as usize);
+        let (d, bit) = (t / k.ppd, 1u64 << (t % k.ppd));
+        self.at[t * k.nr + r] = NO;
+        self.period[l] = NOP;
+        self.room[l] = NOP;
+        self.teacher_busy[k.teacher[c] as usize * k.np + t] -= 1;
+        let mut cost = -(k.cap_pen[c * k.nr + r] as i64);
+        let cr = &mut self.course_room[c * k.nr + r];
+        *cr -= 1;
+        if *cr == 0 {
+            let n = &mut self.course_nrooms[c];
+            if *n >= 2 {
+                cost -= 1;
+            }
+            *n -= 1;
+        }
+        let cd = &mut self.course_day[c * k.nd + d];
+        *cd -= 1;
+        if *cd == 0 {
+            let n = &mut self.course_ndays[c];
+            *n -= 1;
+            if *n < k.mwd[c] {
+                cost += 5;
+            }
+        }
+        for &q in &k.curricula[c] {
+            let m = &mut self.curr_mask[q as usize * k.nd + d];
+            let old = isolated(*m);
+            *m &= !bit;
+            cost += 2 * (isolated(*m) - old);
+        }
+        self.cost += cost;
+    }
+
+    /// Take a lecture out as part of the current move.
+    #[inline]
+    fn take(&mut self, l: usize) {
+        self.log.push((l as u32, self.period[l], self.room[l]));
+        self.remove(l);
+    }
+
+    fn begin(&mut self) {
+        self.log.clear();
+    }
+
+    /// Put every lecture of the current move back where it was.
+    pub fn undo(&mut self) {
+        let log = std::mem::take(&mut self.log);
+        for &(l, _, _) in &log {
+            if self.period[l as usize] != NOP {
+                self.remove(l as usize);
+            }
+        }
+        for &(l, t, r) in &log {
+            self.insert(l as usize, t as usize, r as usize);
+        }
+        self.log = log;
+        self.log.clear();
+    }
+
+    #[inline]
+    fn occupant(&self, t: usize, r: usize) -> u32 {
+        self.at[t * self.k.nr + r]
+    }
+
+    /// Move lecture `l` to (`t2`, `r2`), swapping with the lecture there if
+    /// any; false (nothing changed) when that breaks a hard constraint.
+    pub fn move_swap(&mut self, l: usize, t2: usize, r2: usize) -> bool {
+        let k = self.k;
+        let (t1, r1) = (self.period[l] as usize, self.room[l] as usize);
+        if (t1, r1) == (t2, r2) {
+            return false;
+        }
+        let l2 = self.occupant(t2, r2);
+        if l2 != NO && k.lec_course[l2 as usize] == k.lec_course[l] && t1 != t2 {
+            return false;
+        }
+        self.begin();
+        self.take(l);
+        if l2 != NO {
+            self.take(l2 as usize);
+        }
+        if !self.can_place(k.lec_course[l] as usize, t2) {
+            self.undo();
+            return false;
+        }
+        self.insert(l, t2, r2);
+        if l2 != NO {
+            if !self.can_place(k.lec_course[l2 as usize] as usize, t1) {
+                self.undo();
+                return false;
+            }
+            self.insert(l2 as usize, t1, r1);
+        }
+        true
+    }
+
+    /// The free room at `t` that suits a lecture of course `c` best
+    /// (capacity, then a room the course already uses).
+    fn best_free_room(&self, c: usize, t: usize, prefer: usize) -> Option<usize> {
+        let k = self.k;
+        if prefer < k.nr && self.at[t * k.nr + prefer] == NO {
+            return Some(prefer);
+        }
+        let mut best: Option<(u32, usize)> = None;
+        for r in 0..k.nr {
+            if self.at[t * k.nr + r] != NO {
+                continue;
+            }
+            let v = k.cap_pen[c * k.nr + r] + (self.course_room[c * k.nr + r] == 0) as u32;
+            if best.is_none_or(|(b, _)| v < b) {
+                best = Some((v, r));
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    /// Exchange the lectures of the Kempe chain of `l` between its period
+    /// and `t2`; rooms are kept where free, else the best free room.
+    pub fn kempe(&mut self, l: usize, t2: usize, chain: &mut Vec<(u32, bool)>) -> bool {
+        let k = self.k;
+        let t1 = self.period[l] as usize;
+        if t1 == t2 {
+            return false;
+        }
+        chain.clear();
+        chain.push((l as u32, false));
+        let mut i = 0;
+        while i < chain.len() {
+            let (x, side) = chain[i];
+            i += 1;
+            let cx = k.lec_course[x as usize] as usize;
+            let to = if side { t1 } else { t2 };
+            if k.unavailable[cx * k.np + to] {
+                return false;
+            }
+            for r in 0..k.nr {
+                let y = self.at[to * k.nr + r];
+                if y == NO || !k.conflict[cx * k.nc + k.lec_course[y as usize] as usize] {
+                    continue;
+                }
+                if !chain.iter().any(|&(z, _)| z == y) {
+                    chain.push((y, !side));
+                }
+            }
+        }
+        let n1 = chain.iter().filter(|x| !x.1).count();
+        let n2 = chain.len() - n1;
+        if n1 != n2 {
+            let count = |t: usize| (0..k.nr).filter(|&r| self.at[t * k.nr + r] != NO).count();
+            if count(t2) + n1 - n2 > k.nr || count(t1) + n2 - n1 > k.nr {
+                return false;
+            }
+        }
+        self.begin();
+        for &(x, _) in chain.iter() {
+            self.take(x as usize);
+        }
+        // Keep rooms where possible, then the best free rooms.
+        for &(x, side) in chain.iter() {
+            let to = if side { t1 } else { t2 };
+            let r = self.log.iter().find(|e| e.0 == x).map(|e| e.2 as usize);
+            if let Some(r) = r {
+                if self.at[to * k.nr + r] == NO {
+                    self.insert(x as usize, to, r);
+                }
+            }
+        }
+        for &(x, side) in chain.iter() {
+            if self.period[x as usize] != NOP {
+                continue;
+            }
+            let to = if side { t1 } else { t2 };
+            let c = k.lec_course[x as usize] as usize;
+            match self.best_free_room(c, to, usize::MAX) {
+                Some(r) => self.insert(x as usize, to, r),
+                None => {
+                    self.undo();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Put every lecture of course `c` into room `r` (swapping with the
+    /// lectures there, which take the freed rooms).
+    pub fn course_room(&mut self, c: usize, r: usize) -> bool {
+        let k = self.k;
+        self.begin();
+        for i in 0..k.course_lecs[c].len() {
+            let l = k.course_lecs[c][i] as usize;
+            let (t, r1) = (self.period[l] as usize, self.room[l] as usize);
+            if r1 == r {
+                continue;
+            }
+            let y = self.occupant(t, r);
+            self.take(l);
+            if y != NO {
+                self.take(y as usize);
+                self.insert(y as usize, t, r1);
+            }
+            self.insert(l, t, r);
+        }
+        !self.log.is_empty()
+    }
+
+    /// Recount the soft cost from scratch (for checks).
+    pub fn recount(&self) -> i64 {
+        let k = self.k;
+        let mut cost = 0i64;
+        for c in 0..k.nc {
+            let mut days = 0u64;
+            let mut rooms = vec![false; k.nr];
+            for &l in &k.course_lecs[c] {
+                let (t, r) = (self.period[l as usize], self.room[l as usize]);
+                if t == NOP {
+                    continue;
+                }
+                days |= 1 << (t as usize / k.ppd);
+                rooms[r as usize] = true;
+                cost += k.cap_pen[c * k.nr + r as usize] as i64;
+            }
+            cost += 5 * (k.mwd[c] as i64 - days.count_ones() as i64).max(0);
+            cost += (rooms.iter().filter(|&&x| x).count() as i64 - 1).max(0);
+        }
+        let mut masks = vec![0u64; k.nq * k.nd];
+        for (l, &t) in self.period.iter().enumerate() {
+            if t == NOP {
+                continue;
+            }
+            let c = k.lec_course[l] as usize;
+            for &q in &k.curricula[c] {
+                masks[q as usize * k.nd + t as usize / k.ppd] |= 1 << (t as usize % k.ppd);
+            }
+        }
+        cost + 2 * masks.iter().map(|&m| isolated(m)).sum::<i64>()
+    }
+
+    /// Whether every lecture is placed without a hard violation (for checks).
+    pub fn feasible(&self) -> bool {
+        let k = self.k;
+        let mut seen = vec![false; k.np * k.nr];
+        for l in 0..k.n_lectures() {
+            let (t, r) = (self.period[l], self.room[l]);
+            if t == NOP || r == NOP {
+                return false;
+            }
+            let (t, r) = (t as usize, r as usize);
+            if seen[t * k.nr + r] || self.at[t * k.nr + r] != l as u32 {
+                return false;
+            }
+            seen[t * k.nr + r] = true;
+            let c = k.lec_course[l] as usize;
+            if k.unavailable[c * k.np + t] {
+                return false;
+            }
+            for m in l + 1..k.n_lectures() {
+                let cm = k.lec_course[m] as usize;
+                if self.period[m] as usize == t && k.conflict[c * k.nc + cm] {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Tuning of the annealing.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Start and end temperature (geometric cooling over the run).
+    pub t0: f64,
+    pub t1: f64,
+    /// Per cent of moves that are Move/Swap, Kempe chains and room moves
+    /// (the rest: whole-course room moves).
+    pub p_move: u32,
+    pub p_kempe: u32,
+    pub p_room: u32,
+    /// Annealing cycles over the run, and the start temperature of the
+    /// cycles after the first.
+    pub cycles: u32,
+    pub reheat: f64,
+}
+
+impl Default for Schedule {
+    /// Tuned on comp02..comp07 with 30 s and 120 s runs: the end result
+    /// hardly depends on the cooling length, so the run is split into four
+    /// cycles, each restarting from the best timetable with a reheat.
+    fn default() -> Self {
+        Schedule {
+            t0: 4.0,
+            t1: 0.05,
+            p_move: 40,
+            p_kempe: 35,
+            p_room: 15,
+            cycles: 4,
+            reheat: 2.0,
+        }
+    }
+}
+
+/// Annealing state: the current and the best timetable.
+pub struct Anneal<'a, 'r> {
+    pub schedule: Schedule,
+    pub st: CttState<'a>,
+    pub best: CttState<'a>,
+    rng: &'r mut ChaCha8Rng,
+    chain: Vec<(u32, bool)>,
+}
+
+impl<'a, 'r> Anneal<'a, 'r> {
+    pub fn new(st: CttState<'a>, rng: &'r mut ChaCha8Rng) -> Self {
+        Anneal {
+            schedule: Schedule::default(),
+            best: st.clone(),
+            st,
+            rng,
+            chain: Vec::new(),
+        }
+    }
+
+    /// One random move, applied; false when none was possible.
+    pub fn random_move(&mut self) -> bool {
+        let k = self.st.k;
+        let n = k.n_lectures();
+        if n == 0 {
+            return false;
+        }
+        let l = self.rng.gen_range(0..n);
+        let x = self.rng.gen_range(0..100u32);
+        let sc = self.schedule;
+        if x < sc.p_move {
+            let t2 = self.rng.gen_range(0..k.np);
+            let r2 = if self.rng.gen_bool(0.5) {
+                self.st.room[l] as usize
+            } else {
+                self.rng.gen_range(0..k.nr)
+            };
+            self.st.move_swap(l, t2, r2)
+        } else if x < sc.p_move + sc.p_kempe {
+            let t2 = self.rng.gen_range(0..k.np);
+            self.st.kempe(l, t2, &mut self.chain)
+        } else if x < sc.p_move + sc.p_kempe + sc.p_room {
+            let t = self.st.period[l] as usize;
+            let r2 = self.rng.gen_range(0..k.nr);
+            self.st.move_swap(l, t, r2)
+        } else {
+            let c = k.lec_course[l] as usize;
+            if self.st.course_nrooms[c] < 2 {
+                return false;
+            }
+            let lecs = &k.course_lecs[c];
+            let r = self.st.room[lecs[self.rng.gen_range(0..lecs.len())] as usize] as usize;
+            self.st.course_room(c, r)
+        }
+    }
+
+    /// Annealing step at temperature `temp`: a move, kept or undone.
+    #[inline]
+    pub fn step(&mut self, temp: f64) -> bool {
+        let before = self.st.cost;
+        if !self.random_move() {
+            return false;
+        }
+        let delta = self.st.cost - before;
+        if delta <= 0 || self.rng.gen::<f64>() < (-(delta as f64) / temp).exp() {
+            if self.st.cost < self.best.cost {
+                self.best.clone_from(&self.st);
+                return true;
+            }
+        } else {
+            self.st.undo();
+        }
+        false
+    }
+}
+
+struct Shared<'a> {
+    started: Instant,
+    deadline: Instant,
+    cancel: &'a AtomicBool,
+    progress: &'a (dyn Fn(&Progress) + Sync),
+    best: AtomicI64,
+    lock: Mutex<()>,
+}
+
+impl Shared<'_> {
+    fn report(&self, thread: usize, soft: i64) {
+        if soft >= self.best.load(Ordering::Relaxed) {
+            return;
+        }
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if soft < self.best.load(Ordering::Relaxed) {
+            self.best.store(soft, Ordering::Relaxed);
+            (self.progress)(&Progress {
+                thread,
+                seconds: self.started.elapsed().as_secs_f64(),
+                hard: 0,
+                soft,
+            });
+        }
+    }
+}
+
+/// One annealing run until the deadline (or `max_iter` iterations, which
+/// then also drive the temperature, so the run is reproducible). Returns
+/// the best timetable and the iterations done.
+fn anneal_thread<'a>(
+    start: &CttState<'a>,
+    seed: u64,
+    thread: usize,
+    max_iter: Option<u64>,
+    schedule: Schedule,
+    shared: &Shared,
+) -> (CttState<'a>, u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed.wrapping_add(thread as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ 0x5EED,
+    );
+    let mut a = Anneal::new(start.clone(), &mut rng);
+    a.schedule = schedule;
+    let begin = Instant::now();
+    let budget = shared
+        .deadline
+        .saturating_duration_since(begin)
+        .as_secs_f64();
+    let mut temp = schedule.t0;
+    let mut cur_cycle = 0;
+    let mut iter: u64 = 0;
+    loop {
+        if iter % 1024 == 0 {
+            let frac = match max_iter {
+                Some(m) => {
+                    if iter >= m {
+                        break;
+                    }
+                    iter as f64 / m.max(1) as f64
+                }
+                None => {
+                    let now = Instant::now();
+                    if now >= shared.deadline || budget <= 0.0 {
+                        break;
+                    }
+                    (now - begin).as_secs_f64() / budget
+                }
+            };
+            if shared.cancel.load(Ordering::Relaxed) || a.best.cost == 0 {
+                break;
+            }
+            // Cycles: each restarts from the best timetable with a reheat.
+            let f = frac.min(0.999_999) * schedule.cycles as f64;
+            let cycle = f as u32;
+            if cycle != cur_cycle {
+                cur_cycle = cycle;
+                a.st.clone_from(&a.best);
+            }
+            let t0 = if cycle == 0 {
+                schedule.t0
+            } else {
+                schedule.reheat
+            };
+            temp = t0 * (schedule.t1 / t0).powf(f - cycle as f64);
+        }
+        iter += 1;
+        if a.step(temp) {
+            shared.report(thread, a.best.cost);
+        }
+    }
+    (a.best, iter)
+}
+
+/// Solve an ITC-2007 instance: the generic solver up to the first feasible
+/// timetable, then simulated annealing on the soft cost in `opts.threads`
+/// independent threads (seeds `seed`, `seed+1`, …); the best is kept.
+pub fn solve(
+    inst: &Instance,
+    opts: &SolveOptions,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> crate::Result<SolveResult> {
+    solve_with(inst, opts, Schedule::default(), progress)
+}
+
+pub fn solve_with(
+    inst: &Instance,
+    opts: &SolveOptions,
+    schedule: Schedule,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> crate::Result<SolveResult> {
+    let started = Instant::now();
+    let model = crate::itc::to_model(inst);
+    let first_opts = SolveOptions {
+        stop_at_feasible: true,
+        polish: None,
+        strict_soft: None,
+        ..opts.clone()
+    };
+    let first = solver::solve(&model, &first_opts, progress)?;
+    let k = Compiled::new(inst);
+    let start = match CttState::from_solution(&k, &first.solution) {
+        Some(s) if first.cost.hard == 0 && first.relaxed.is_empty() => s,
+        _ => return Ok(first),
+    };
+    let polish_only = opts.stop_at_feasible;
+    if (polish_only && opts.polish.is_none()) || opts.cancel.load(Ordering::Relaxed) {
+        return Ok(first);
+    }
+    let mut deadline = started + opts.time_limit;
+    if let (true, Some(p)) = (polish_only, opts.polish) {
+        deadline = deadline.min(Instant::now() + p);
+    }
+    let max_iter = opts
+        .max_iterations
+        .map(|m| m.saturating_sub(first.iterations / opts.threads.max(1) as u64));
+    let shared = Shared {
+        started,
+        deadline,
+        cancel: &opts.cancel,
+        progress,
+        best: AtomicI64::new(first.cost.soft),
+        lock: Mutex::new(()),
+    };
+    let threads = opts.threads.max(1);
+    let results: Vec<(CttState, u64)> = if threads == 1 {
+        vec![anneal_thread(
+            &start, opts.seed, 0, max_iter, schedule, &shared,
+        )]
+    } else {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (start, shared) = (&start, &shared);
+                    s.spawn(move || anneal_thread(start, opts.seed, t, max_iter, schedule, shared))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("an annealing thread panicked"))
+                .collect()
+        })
+    };
+    let mut iterations = first.iterations;
+    let mut best: Option<CttState> = None;
+    for (st, it) in results {
+        iterations += it;
+        if best.as_ref().is_none_or(|b| st.cost < b.cost) {
+            best = Some(st);
+        }
+    }
+    let best = best.unwrap_or(start);
+    Ok(SolveResult {
+        solution: best.to_solution(),
+        cost: Cost {
+            hard: 0,
+            soft: best.cost,
+        },
+        seconds: started.elapsed().as_secs_f64(),
+        first_feasible: first.first_feasible,
+        iterations,
+        relaxed: Vec::new(),
+        explanation: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::itc;
+    use proptest::prelude::{prop_assume, proptest, ProptestConfig};
+
+    const COMP01: &str = include_str!("../tests/data/comp01.ctt");
+
+    fn lectures(k: &Compiled, st: &CttState) -> Vec<itc::Lecture> {
+        (0..k.n_lectures())
+            .map(|l| {
+                let t = st.period[l] as usize;
+                (
+                    k.lec_course[l] as usize,
+                    st.room[l] as usize,
+                    t / k.ppd,
+                    t % k.ppd,
+                )
+            })
+            .collect()
+    }
+
+    fn feasible_start(inst: &Instance, seed: u64) -> Option<Solution> {
+        let opts = SolveOptions {
+            seed,
+            stop_at_feasible: true,
+            max_iterations: Some(20_000),
+            ..SolveOptions::default()
+        };
+        let r = solver::solve(&itc::to_model(inst), &opts, &|_| {}).ok()?;
+        (r.cost.hard == 0).then_some(r.solution)
+    }
+
+    /// Random moves, kept or undone at random: the incremental cost must
+    /// equal a recount and the competition's scorer, and the timetable
+    /// must stay feasible.
+    fn check_moves(inst: &Instance, sol: &Solution, seed: u64, steps: usize) {
+        let k = Compiled::new(inst);
+        let st = CttState::from_solution(&k, sol).expect("feasible start");
+        let score = itc::score(inst, &lectures(&k, &st));
+        assert_eq!(score.hard(), 0);
+        assert_eq!(st.cost, score.soft() as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut a = Anneal::new(st, &mut rng);
+        for i in 0..steps {
+            let before = a.st.cost;
+            let moved = a.random_move();
+            if moved && i % 3 == 0 {
+                a.st.undo();
+                assert_eq!(a.st.cost, before);
+            }
+            if i % 17 == 0 || i + 1 == steps {
+                assert!(a.st.feasible(), "step {i}");
+                assert_eq!(a.st.cost, a.st.recount(), "step {i}");
+                let s = itc::score(inst, &lectures(&k, &a.st));
+                assert_eq!(s.hard(), 0, "step {i}");
+                assert_eq!(a.st.cost, s.soft() as i64, "step {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn incremental_cost_matches_scorer_on_comp01() {
+        let inst = itc::read_ctt(COMP01).unwrap();
+        let sol = feasible_start(&inst, 3).unwrap();
+        check_moves(&inst, &sol, 5, 20_000);
+    }
+
+    /// A random small instance with room to spare, so construction succeeds.
+    fn random_instance(seed: u64) -> Instance {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let days = rng.gen_range(2..5);
+        let ppd = rng.gen_range(2..6);
+        let nr = rng.gen_range(1..4);
+        let nc = rng.gen_range(1..7);
+        let courses = (0..nc)
+            .map(|c| itc::Course {
+                name: format!("c{c}"),
+                teacher: format!("t{}", rng.gen_range(0..3)),
+                lectures: rng.gen_range(1..4),
+                min_working_days: rng.gen_range(1..4),
+                students: rng.gen_range(5..60),
+            })
+            .collect();
+        let rooms = (0..nr)
+            .map(|r| (format!("r{r}"), rng.gen_range(10..50)))
+            .collect();
+        let curricula = (0..rng.gen_range(0..4))
+            .map(|q| itc::Curriculum {
+                name: format!("q{q}"),
+                courses: (0..nc).filter(|_| rng.gen_bool(0.4)).collect(),
+            })
+            .collect();
+        let unavailability = (0..rng.gen_range(0..4))
+            .map(|_| {
+                (
+                    rng.gen_range(0..nc),
+                    rng.gen_range(0..days),
+                    rng.gen_range(0..ppd),
+                )
+            })
+            .collect();
+        Instance {
+            name: "random".into(),
+            days,
+            periods_per_day: ppd,
+            courses,
+            rooms,
+            curricula,
+            unavailability,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(60))]
+        #[test]
+        fn incremental_cost_matches_scorer_on_random_instances(seed in 0u64..1_000_000) {
+            let inst = random_instance(seed);
+            let sol = feasible_start(&inst, seed);
+            prop_assume!(sol.is_some());
+            check_moves(&inst, &sol.unwrap(), seed, 2_000);
+        }
+    }
+
+    #[test]
+    fn annealing_is_deterministic_per_seed() {
+        let inst = itc::read_ctt(COMP01).unwrap();
+        let opts = SolveOptions {
+            seed: 9,
+            max_iterations: Some(200_000),
+            time_limit: std::time::Duration::from_secs(60),
+            ..SolveOptions::default()
+        };
+        let a = solve(&inst, &opts, &|_| {}).unwrap();
+        let b = solve(&inst, &opts, &|_| {}).unwrap();
+        assert_eq!(a.solution, b.solution);
+        assert_eq!(a.cost, b.cost);
+        let lec = itc::lectures_from_solution(&inst, &a.solution);
+        let s = itc::score(&inst, &lec);
+        assert_eq!(
+            (s.hard() as i64, s.soft() as i64),
+            (a.cost.hard, a.cost.soft)
+        );
+    }
+}
