@@ -5,7 +5,7 @@
 //! updated in the writer's transaction, which also serializes appends to one
 //! chain across processes.
 
-use crate::db::{insert_ignore, RowExt, Sql, Tx};
+use crate::db::{insert_ignore, Backend, RowExt, Sql, Tx};
 use crate::error::Result;
 use sha2::{Digest, Sha256};
 
@@ -88,6 +88,87 @@ pub async fn advance(tx: &mut Tx, chain: &str, hash: &str) -> Result<()> {
             .bind(chain),
     )
     .await?;
+    Ok(())
+}
+
+/// Lock the heads of several chains with one statement and return each
+/// chain's next position and previous hash, in the order given. Heads are
+/// locked in name order, so writers of several chains cannot deadlock one
+/// another; heads that do not exist yet are created. The caller writes its
+/// entries and then calls [`advance_chains`] in the same transaction.
+pub async fn claim_chains(tx: &mut Tx, chains: &[String]) -> Result<Vec<Link>> {
+    let mut names: Vec<&str> = chains.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let lock = |names: &[&str], backend: Backend| {
+        let mut sql = Sql::new("SELECT chain, seq, head_hash FROM chain_heads WHERE chain IN ");
+        sql.push_in(names.iter().map(|n| n.to_string()));
+        sql.push(" ORDER BY chain");
+        if backend != Backend::Sqlite {
+            // SQLite has one writer; the others lock rows in the sort order.
+            sql.push(" FOR UPDATE");
+        }
+        sql
+    };
+    let mut rows = tx.fetch_all(&lock(&names, tx.backend())).await?;
+    if rows.len() < names.len() {
+        let found: Vec<String> = rows.iter().map(|r| r.str("chain")).collect::<Result<_>>()?;
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !found.iter().any(|f| f == n))
+            .collect();
+        let values = vec!["(?, 0, ?)"; missing.len()].join(", ");
+        let mut sql = Sql::new(insert_ignore(
+            tx.backend(),
+            &format!("chain_heads (chain, seq, head_hash) VALUES {values}"),
+        ));
+        for m in missing {
+            sql = sql.bind(m).bind(GENESIS);
+        }
+        tx.execute(&sql).await?;
+        rows = tx.fetch_all(&lock(&names, tx.backend())).await?;
+    }
+    let mut heads = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        heads.insert(
+            r.str("chain")?,
+            Link {
+                seq: r.i64("seq")? + 1,
+                prev_hash: r.str("head_hash")?,
+            },
+        );
+    }
+    chains
+        .iter()
+        .map(|c| {
+            heads
+                .get(c)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("chain head {c} missing").into())
+        })
+        .collect()
+}
+
+/// Record the new heads (last sequence number and hash) of chains claimed
+/// with [`claim_chains`], in one statement.
+pub async fn advance_chains(tx: &mut Tx, heads: &[(String, i64, String)]) -> Result<()> {
+    if heads.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("UPDATE chain_heads SET seq = CASE chain");
+    for (chain, seq, _) in heads {
+        sql.push_bind(" WHEN ?", chain.as_str())
+            .push_bind(" THEN ?", *seq);
+    }
+    sql.push(" END, head_hash = CASE chain");
+    for (chain, _, hash) in heads {
+        sql.push_bind(" WHEN ?", chain.as_str())
+            .push_bind(" THEN ?", hash.as_str());
+    }
+    sql.push(" END WHERE chain IN ");
+    sql.push_in(heads.iter().map(|h| h.0.clone()));
+    tx.execute(&sql).await?;
     Ok(())
 }
 

@@ -167,50 +167,63 @@ pub async fn post(
     for (i, p) in postings.iter().enumerate() {
         by_chain.entry(chain_of(p.account_id)).or_default().push(i);
     }
-    for (chain_no, idx) in by_chain {
-        let name = chain_name(tenant_id, chain_no);
-        let link = chain::claim_many(tx, &name, idx.len() as i64).await?;
+    if by_chain.is_empty() {
+        return Ok(out);
+    }
+    // A group of check-ins touches most of a tenant's chains: every step
+    // below is one statement for all of them (not one per chain), so the
+    // transaction's length does not grow with the number of chains.
+    let names: Vec<String> = by_chain.keys().map(|c| chain_name(tenant_id, *c)).collect();
+    let links = chain::claim_chains(tx, &names).await?;
+    const INSERT: &str = "INSERT INTO ledger_entries (tenant_id, chain_no, seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash) VALUES ";
+    let mut sql = Sql::new(INSERT);
+    let mut in_sql = 0;
+    let mut heads = Vec::with_capacity(names.len());
+    let mut daily: Vec<(i64, i64, i64, i64)> = vec![]; // (chain, hours, value, entries)
+    for (((chain_no, idx), link), name) in by_chain.iter().zip(links).zip(names) {
         let mut prev = link.prev_hash;
         let mut seq = link.seq;
-        for chunk in idx.chunks(100) {
-            let mut sql = Sql::new(
-                "INSERT INTO ledger_entries (tenant_id, chain_no, seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash) VALUES ",
-            );
-            for (n, i) in chunk.iter().enumerate() {
-                let p = &postings[*i];
-                let content = canonical(at, day, p, p.kind, p.reference.as_deref());
-                let hash = chain::entry_hash(&prev, seq, &content);
-                if n > 0 {
-                    sql.push(", ");
-                }
-                sql.push_bind("(?", tenant_id)
-                    .push_bind(", ?", chain_no)
-                    .push_bind(", ?", seq)
-                    .push_bind(", ?", at)
-                    .push_bind(", ?", day)
-                    .push_bind(", ?", p.account_id)
-                    .push_bind(", ?", p.student_id)
-                    .push_bind(", ?", p.kind)
-                    .push_bind(", ?", p.amount)
-                    .push_bind(", ?", p.value_fen)
-                    .push_bind(
-                        ", ?",
-                        encrypt_after(keys, tenant_id, chain_no, seq, p.balance_after),
-                    )
-                    .push_bind(", ?", p.reference.clone())
-                    .push_bind(", ?", p.session_id)
-                    .push_bind(", ?", p.teacher_id)
-                    .push_bind(", ?", p.course_id)
-                    .push_bind(", ?", p.campus_id)
-                    .push_bind(", ?", p.actor_id)
-                    .push_bind(", ?", prev.clone())
-                    .push_bind(", ?)", hash.clone());
-                out[*i] = (chain_no, seq);
-                prev = hash;
-                seq += 1;
+        for i in idx {
+            let p = &postings[*i];
+            let content = canonical(at, day, p, p.kind, p.reference.as_deref());
+            let hash = chain::entry_hash(&prev, seq, &content);
+            if in_sql > 0 {
+                sql.push(", ");
             }
-            tx.execute(&sql).await?;
+            sql.push_bind("(?", tenant_id)
+                .push_bind(", ?", *chain_no)
+                .push_bind(", ?", seq)
+                .push_bind(", ?", at)
+                .push_bind(", ?", day)
+                .push_bind(", ?", p.account_id)
+                .push_bind(", ?", p.student_id)
+                .push_bind(", ?", p.kind)
+                .push_bind(", ?", p.amount)
+                .push_bind(", ?", p.value_fen)
+                .push_bind(
+                    ", ?",
+                    encrypt_after(keys, tenant_id, *chain_no, seq, p.balance_after),
+                )
+                .push_bind(", ?", p.reference.clone())
+                .push_bind(", ?", p.session_id)
+                .push_bind(", ?", p.teacher_id)
+                .push_bind(", ?", p.course_id)
+                .push_bind(", ?", p.campus_id)
+                .push_bind(", ?", p.actor_id)
+                .push_bind(", ?", prev.clone())
+                .push_bind(", ?)", hash.clone());
+            in_sql += 1;
+            // 100 rows of 19 values stay under every backend's parameter limit.
+            if in_sql == 100 {
+                tx.execute(&std::mem::replace(&mut sql, Sql::new(INSERT)))
+                    .await?;
+                in_sql = 0;
+            }
+            out[*i] = (*chain_no, seq);
+            prev = hash;
+            seq += 1;
         }
+        heads.push((name, seq - 1, prev));
         // The day's consumption total of this chain, under the chain's lock.
         let consumed: Vec<&Posting> = idx
             .iter()
@@ -218,32 +231,42 @@ pub async fn post(
             .filter(|p| p.kind == "consume" || p.kind == "reverse")
             .collect();
         if !consumed.is_empty() {
-            let hours: i64 = consumed.iter().map(|p| -p.amount).sum();
-            let value: i64 = consumed.iter().map(|p| p.value_fen).sum();
-            let n: i64 = consumed
-                .iter()
-                .map(|p| if p.kind == "consume" { 1 } else { -1 })
-                .sum();
-            let upsert = match tx.backend() {
-                crate::db::Backend::MySql => "INSERT INTO lesson_daily (tenant_id, day, chain_no, hours, value_fen, entries) VALUES (?, ?, ?, ?, ?, ?) \
-                    ON DUPLICATE KEY UPDATE hours = hours + VALUES(hours), value_fen = value_fen + VALUES(value_fen), entries = entries + VALUES(entries)",
-                _ => "INSERT INTO lesson_daily (tenant_id, day, chain_no, hours, value_fen, entries) VALUES (?, ?, ?, ?, ?, ?) \
-                    ON CONFLICT (tenant_id, day, chain_no) DO UPDATE SET hours = lesson_daily.hours + excluded.hours, \
-                    value_fen = lesson_daily.value_fen + excluded.value_fen, entries = lesson_daily.entries + excluded.entries",
-            };
-            tx.execute(
-                &Sql::new(upsert)
-                    .bind(tenant_id)
-                    .bind(day)
-                    .bind(chain_no)
-                    .bind(hours)
-                    .bind(value)
-                    .bind(n),
-            )
-            .await?;
+            daily.push((
+                *chain_no,
+                consumed.iter().map(|p| -p.amount).sum(),
+                consumed.iter().map(|p| p.value_fen).sum(),
+                consumed
+                    .iter()
+                    .map(|p| if p.kind == "consume" { 1 } else { -1 })
+                    .sum(),
+            ));
         }
-        chain::advance(tx, &name, &prev).await?;
     }
+    if in_sql > 0 {
+        tx.execute(&sql).await?;
+    }
+    if !daily.is_empty() {
+        let values = vec!["(?, ?, ?, ?, ?, ?)"; daily.len()].join(", ");
+        let upsert = match tx.backend() {
+            crate::db::Backend::MySql => format!("INSERT INTO lesson_daily (tenant_id, day, chain_no, hours, value_fen, entries) VALUES {values} \
+                ON DUPLICATE KEY UPDATE hours = hours + VALUES(hours), value_fen = value_fen + VALUES(value_fen), entries = entries + VALUES(entries)"),
+            _ => format!("INSERT INTO lesson_daily (tenant_id, day, chain_no, hours, value_fen, entries) VALUES {values} \
+                ON CONFLICT (tenant_id, day, chain_no) DO UPDATE SET hours = lesson_daily.hours + excluded.hours, \
+                value_fen = lesson_daily.value_fen + excluded.value_fen, entries = lesson_daily.entries + excluded.entries"),
+        };
+        let mut sql = Sql::new(upsert);
+        for (chain_no, hours, value, n) in daily {
+            sql = sql
+                .bind(tenant_id)
+                .bind(day)
+                .bind(chain_no)
+                .bind(hours)
+                .bind(value)
+                .bind(n);
+        }
+        tx.execute(&sql).await?;
+    }
+    chain::advance_chains(tx, &heads).await?;
     Ok(out)
 }
 
