@@ -71,6 +71,9 @@ export async function newPage(browser, { phone = false, locale } = {}) {
     isMobile: phone,
     hasTouch: phone,
     locale: 'zh-CN',
+    // The demo's institutions keep Beijing time; a browser in UTC would see
+    // another "today" than the server from 16:00 to 24:00 UTC.
+    timezoneId: 'Asia/Shanghai',
   })
   if (locale) {
     await context.addInitScript((l) => {
