@@ -25,7 +25,9 @@ export const NAV = {
   'lessons-courses': 'lessons.manage',
   'lessons-packages': 'lessons.manage',
   'lessons-accounts': 'lessons.manage',
+  'lessons-transfers': 'lessons.manage',
   'lessons-reports': 'lessons.reports',
+  'lessons-settings': 'lessons.manage',
   people: 'people.read',
   import: 'import.run',
   roles: 'roles.read',
@@ -69,6 +71,9 @@ export async function newPage(browser, { phone = false, locale } = {}) {
     isMobile: phone,
     hasTouch: phone,
     locale: 'zh-CN',
+    // The demo's institutions keep Beijing time; a browser in UTC would see
+    // another "today" than the server from 16:00 to 24:00 UTC.
+    timezoneId: 'Asia/Shanghai',
   })
   if (locale) {
     await context.addInitScript((l) => {

@@ -122,6 +122,18 @@ const routes: RouteRecordRaw[] = [
         meta: { permission: 'lessons.manage', title: 'lessons.nav.accounts' },
       },
       {
+        path: 'lessons/transfers',
+        name: 'lessons-transfers',
+        component: () => import('@/views/lessons/TransfersView.vue'),
+        meta: { permission: 'lessons.manage', title: 'lessons.nav.transfers' },
+      },
+      {
+        path: 'lessons/settings',
+        name: 'lessons-settings',
+        component: () => import('@/views/lessons/SettingsView.vue'),
+        meta: { permission: 'lessons.manage', title: 'lessons.nav.settings' },
+      },
+      {
         path: 'lessons/reports',
         name: 'lessons-reports',
         component: () => import('@/views/lessons/ReportsView.vue'),

@@ -599,6 +599,19 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
         false,
     )
     .await?;
+    // A second staff member: transfers of hours need an approver other
+    // than the one who requested them.
+    create_account(
+        app,
+        training.id,
+        "staff",
+        "林教务",
+        "academic",
+        DEMO_PASSWORD,
+        &["academic_affairs"],
+        false,
+    )
+    .await?;
     let t_teacher = create_account(
         app,
         training.id,
@@ -649,7 +662,7 @@ pub async fn seed(app: &App) -> anyhow::Result<String> {
         training.name,
         c2.students + 1,
         c2.classes,
-        c2.staff + 2,
+        c2.staff + 3,
         c2.parents + 1
     ));
     Ok(out)
@@ -670,6 +683,7 @@ pub fn logins_table() -> String {
         ("school", "student", "学生 student 张三"),
         ("school", "vendor", "第三方人员 third-party staff"),
         ("training", "admin", "机构管理员 institution admin"),
+        ("training", "academic", "教务 academic affairs"),
         ("training", "teacher", "教师 teacher"),
         ("training", "parent", "家长 parent"),
         ("training", "student", "学生 student"),

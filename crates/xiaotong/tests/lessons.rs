@@ -1836,3 +1836,124 @@ async fn student_pages(url: String) {
     fx.server.stop().await;
 }
 on_all_backends!(student_pages_api, student_pages);
+
+/// The staff list of transfers: pending after the request, approved after
+/// the decision, with names; teachers and other tenants see none of it.
+async fn transfer_list(url: String) {
+    let fx = fixture(&url, 3).await;
+    let acc = fx.sell(fx.child).await;
+    let to = fx.students[2];
+    let t = json_ok(
+        fx.admin
+            .post(
+                "/api/v1/lessons/transfers",
+                json!({"from_account_id": acc, "to_student_id": to, "hours": 300}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    let tid = t["id"].as_i64().unwrap();
+    let pending = json_ok(
+        fx.academic
+            .get("/api/v1/lessons/transfers?state=pending")
+            .await,
+        200,
+    )
+    .await;
+    let items = pending["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{pending}");
+    assert_eq!(items[0]["id"], json!(tid));
+    assert_eq!(items[0]["state"], json!("pending"));
+    assert_eq!(items[0]["hours"], json!(300));
+    assert_eq!(items[0]["from_student_id"], json!(fx.child));
+    assert_eq!(items[0]["from_student_name"], json!("学生S0"));
+    assert_eq!(items[0]["to_student_name"], json!("学生S2"));
+    assert_eq!(items[0]["pool_name"], json!("钢琴"));
+    assert_eq!(items[0]["requested_by_name"], json!("管理员"));
+    let approved = json_ok(
+        fx.academic
+            .get("/api/v1/lessons/transfers?state=approved")
+            .await,
+        200,
+    )
+    .await;
+    assert!(approved["items"].as_array().unwrap().is_empty());
+
+    let t = json_ok(
+        fx.academic
+            .post(
+                &format!("/api/v1/lessons/transfers/{tid}/approve"),
+                json!({}),
+            )
+            .await,
+        200,
+    )
+    .await;
+    let to_acc = t["to_account_id"].as_i64().unwrap();
+    let approved = json_ok(
+        fx.admin
+            .get("/api/v1/lessons/transfers?state=approved")
+            .await,
+        200,
+    )
+    .await;
+    let items = approved["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{approved}");
+    assert_eq!(items[0]["id"], json!(tid));
+    assert_eq!(items[0]["to_account_id"], json!(to_acc));
+    assert_eq!(items[0]["decided_by_name"], json!("教务"));
+    assert!(items[0]["decided_at"].is_string());
+    let pending = json_ok(
+        fx.admin
+            .get("/api/v1/lessons/transfers?state=pending")
+            .await,
+        200,
+    )
+    .await;
+    assert!(pending["items"].as_array().unwrap().is_empty());
+    assert_eq!(fx.balance(acc).await, 1000 - 300);
+    assert_eq!(fx.balance(to_acc).await, 300);
+
+    // A second, rejected one comes first in the unfiltered list.
+    let t2 = json_ok(
+        fx.admin
+            .post(
+                "/api/v1/lessons/transfers",
+                json!({"from_account_id": acc, "to_student_id": fx.students[1], "hours": 100}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    json_ok(
+        fx.admin
+            .post(
+                &format!("/api/v1/lessons/transfers/{}/reject", t2["id"]),
+                json!({}),
+            )
+            .await,
+        200,
+    )
+    .await;
+    let all = json_ok(fx.admin.get("/api/v1/lessons/transfers").await, 200).await;
+    let states: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["rejected", "approved"]);
+
+    problem(
+        fx.admin.get("/api/v1/lessons/transfers?state=done").await,
+        422,
+    )
+    .await;
+    problem(fx.teacher.get("/api/v1/lessons/transfers").await, 403).await;
+    problem(fx.parent.get("/api/v1/lessons/transfers").await, 403).await;
+    let other = json_ok(fx.other_admin.get("/api/v1/lessons/transfers").await, 200).await;
+    assert!(other["items"].as_array().unwrap().is_empty());
+    fx.server.stop().await;
+}
+on_all_backends!(transfer_list_api, transfer_list);

@@ -3,7 +3,8 @@
 // exactly one debit per present student; a parent sees the deduction, its
 // receipt hash and the notice in the inbox; staff sell a package and refund
 // it (the computed amount shown before the confirmation); the reports show
-// the heatmap with a day's lessons and the payroll downloads as XLSX.
+// the heatmap with a day's lessons and the payroll downloads as XLSX;
+// settings and pay rules are kept; a transfer is approved by someone else.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
@@ -368,7 +369,7 @@ test('every lesson page opens for the training admin', async () => {
   admin.on('pageerror', (e) => problems.push(String(e)))
   try {
     await login(admin, TENANT, 'admin')
-    for (const name of ['lessons-courses', 'lessons-packages', 'lessons-accounts', 'lessons-attendance', 'lessons-reports', 'lessons-mine']) {
+    for (const name of ['lessons-courses', 'lessons-packages', 'lessons-accounts', 'lessons-attendance', 'lessons-reports', 'lessons-mine', 'lessons-transfers', 'lessons-settings']) {
       await admin.getByTestId(`nav-${name}`).click()
       await admin.waitForLoadState('networkidle')
     }
@@ -396,5 +397,119 @@ test('every lesson page opens for the training admin', async () => {
     assert.deepEqual(problems, [])
   } finally {
     await admin.context().close()
+  }
+})
+
+test('an admin changes the low-balance threshold and a pay rule; both are kept after a reload', async () => {
+  const admin = await newPage(browser)
+  const problems = []
+  admin.on('pageerror', (e) => problems.push(String(e)))
+  try {
+    await login(admin, TENANT, 'admin')
+    const before = await apiOk(admin, 'GET', '/api/v1/lessons/settings')
+    const low = before.low_balance_hours === 650 ? 725 : 650
+    const rules = (await apiOk(admin, 'GET', '/api/v1/lessons/pay-rules')).items
+    const fen = rules.find((r) => r.course_kind === 'small_group').fen_per_hour === 12345 ? 23456 : 12345
+
+    await admin.getByTestId('nav-lessons-settings').click()
+    const lowInput = admin.getByTestId('settings-low-balance')
+    await admin.waitForFunction((v) => document.querySelector('[data-testid="settings-low-balance"]')?.value === v, hours(before.low_balance_hours))
+    // A readable error next to the field, and no request, for a bad value.
+    await lowInput.fill('四小时')
+    await admin.getByTestId('settings-form').getByText('请输入不小于 0 的课时').waitFor()
+    assert.equal(await admin.getByTestId('settings-save').isDisabled(), true)
+    await lowInput.fill(hours(low))
+    const saved = admin.waitForResponse((r) => r.url().endsWith('/api/v1/lessons/settings') && r.request().method() === 'PUT')
+    await admin.getByTestId('settings-save').click()
+    const body = await (await saved).json()
+    assert.equal(body.low_balance_hours, low)
+    assert.equal(body.makeup_ratio_pct, before.makeup_ratio_pct, 'the other fields are sent unchanged')
+
+    const rule = admin.getByTestId('payrule-small_group')
+    const yuan = `${Math.floor(fen / 100)}.${String(fen % 100).padStart(2, '0')}`
+    await rule.getByTestId('payrule-per-hour').fill(yuan)
+    const ruleSaved = admin.waitForResponse((r) => r.url().endsWith('/api/v1/lessons/pay-rules') && r.request().method() === 'PUT')
+    await rule.getByTestId('payrule-save').click()
+    const ruleReq = (await ruleSaved).request().postDataJSON()
+    assert.deepEqual(ruleReq, {
+      course_kind: 'small_group',
+      fen_per_hour: fen,
+      fen_per_student_hour: rules.find((r) => r.course_kind === 'small_group').fen_per_student_hour,
+    })
+    await shot(admin, 'desktop-lesson-settings', { fullPage: true })
+
+    await admin.reload()
+    await admin.waitForFunction((v) => document.querySelector('[data-testid="settings-low-balance"]')?.value === v, hours(low))
+    assert.equal(await admin.getByTestId('payrule-small_group').getByTestId('payrule-per-hour').inputValue(), yuan)
+    assert.equal((await apiOk(admin, 'GET', '/api/v1/lessons/settings')).low_balance_hours, low)
+    assert.deepEqual(problems, [])
+  } finally {
+    await admin.context().close()
+  }
+})
+
+test('a transfer is requested from a student account, approved by someone else, and listed as approved', async () => {
+  const admin = await newPage(browser)
+  const academic = await newPage(browser, { phone: true })
+  const problems = []
+  admin.on('pageerror', (e) => problems.push(String(e)))
+  academic.on('pageerror', (e) => problems.push(String(e)))
+  try {
+    await login(admin, TENANT, 'admin')
+    const accounts = (await apiOk(admin, 'GET', '/api/v1/lessons/accounts')).items
+    const acc = accounts.find((a) => a.state === 'active' && !a.frozen && a.balance >= 300)
+    assert.ok(acc, 'an account with hours to give')
+    const other = accounts.find((a) => a.student_id !== acc.student_id)
+    const from = await apiOk(admin, 'GET', `/api/v1/people/${acc.student_id}`)
+    const to = await apiOk(admin, 'GET', `/api/v1/people/${other.student_id}`)
+
+    // Requested in the student's accounts.
+    await admin.goto(`/lessons/accounts/${from.id}`)
+    const row = admin.getByTestId('accounts-table').locator('.el-table__row', { hasText: `#${acc.id}` }).first()
+    await row.getByTestId('account-transfer').click()
+    await admin.getByTestId('transfer-to').click()
+    await admin.keyboard.type(to.name)
+    await admin.locator(`.el-select-dropdown:visible [data-testid="person-option-${to.id}"]`).click()
+    await admin.getByTestId('transfer-hours').fill('1.50')
+    const requested = admin.waitForResponse((r) => r.url().endsWith('/api/v1/lessons/transfers') && r.request().method() === 'POST')
+    await admin.getByTestId('transfer-save').click()
+    const transfer = await (await requested).json()
+    assert.equal(transfer.state, 'pending')
+    assert.equal(transfer.hours, 150)
+
+    // The requester sees it pending; approving it would be their own.
+    await admin.getByTestId('accounts-transfers').click()
+    const adminRow = admin.getByTestId('transfers-table').locator('.transfer-row', { hasText: from.name }).filter({ hasText: to.name }).first()
+    await adminRow.getByTestId('transfer-state').filter({ hasText: '待审批' }).waitFor()
+    await shot(admin, 'desktop-lesson-transfers')
+
+    // Someone else approves it, on a phone, after the confirmation.
+    await login(academic, TENANT, 'academic')
+    await academic.goto('/lessons/transfers')
+    const pendingRow = academic.getByTestId('transfers-table').locator('.transfer-row', { hasText: from.name }).filter({ hasText: to.name }).first()
+    await pendingRow.getByTestId('transfer-approve').click()
+    const box = academic.locator('.el-message-box')
+    await box.waitFor()
+    const boxText = await box.innerText()
+    assert.ok(boxText.includes(from.name) && boxText.includes(to.name) && boxText.includes('1.50'), boxText)
+    await shot(academic, 'phone-lesson-transfer-approve')
+    const approved = academic.waitForResponse((r) => r.url().endsWith(`/api/v1/lessons/transfers/${transfer.id}/approve`))
+    await box.locator('.el-button--primary').click()
+    const decided = await (await approved).json()
+    assert.equal(decided.state, 'approved')
+
+    await academic.getByTestId('transfers-filter-approved').click()
+    await academic.waitForURL(/state=approved/)
+    const done = academic.getByTestId('transfers-table').locator('.transfer-row', { hasText: from.name }).filter({ hasText: to.name }).first()
+    await done.getByTestId('transfer-state').filter({ hasText: '已通过' }).waitFor()
+    // The hours moved: out of the giving account, into a new one of the receiver.
+    assert.equal((await apiOk(admin, 'GET', `/api/v1/lessons/accounts/${acc.id}`)).balance, acc.balance - 150)
+    assert.equal((await apiOk(admin, 'GET', `/api/v1/lessons/accounts/${decided.to_account_id}`)).balance, 150)
+    const list = (await apiOk(admin, 'GET', '/api/v1/lessons/transfers?state=approved')).items
+    assert.ok(list.some((x) => x.id === transfer.id && x.decided_by_name), 'listed as approved with the approver')
+    assert.deepEqual(problems, [])
+  } finally {
+    await admin.context().close()
+    await academic.context().close()
   }
 })

@@ -118,6 +118,47 @@ export interface Transfer {
   to_account_id: number | null
 }
 
+export type TransferState = 'pending' | 'approved' | 'rejected'
+export const TRANSFER_STATES: TransferState[] = ['pending', 'approved', 'rejected']
+
+/** A transfer as the staff list shows it, with names. */
+export interface TransferItem {
+  id: number
+  from_account_id: number
+  from_student_id: number
+  from_student_name: string
+  pool_name: string
+  to_student_id: number
+  to_student_name: string
+  hours: number
+  state: TransferState
+  to_account_id: number | null
+  requested_by: number | null
+  requested_by_name: string | null
+  decided_by: number | null
+  decided_by_name: string | null
+  created_at: string
+  decided_at: string | null
+}
+
+export interface LessonSettings {
+  absent_deducts: boolean
+  allow_credit: boolean
+  /** Hundredths of an hour. */
+  credit_limit: number
+  makeup_ratio_pct: number
+  /** Hundredths of an hour. */
+  low_balance_hours: number
+  expiry_reminder_days: number
+}
+
+/** A teacher pay rule; money in fen. */
+export interface PayRule {
+  course_kind: CourseKind
+  fen_per_hour: number
+  fen_per_student_hour: number
+}
+
 export interface LedgerEntry {
   chain: number
   seq: number

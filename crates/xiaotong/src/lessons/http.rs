@@ -38,7 +38,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(unfreeze))
         .routes(routes!(request_refund))
         .routes(routes!(confirm_refund))
-        .routes(routes!(request_transfer))
+        .routes(routes!(list_transfers, request_transfer))
         .routes(routes!(approve_transfer))
         .routes(routes!(reject_transfer))
         .routes(routes!(notices))
@@ -426,6 +426,26 @@ async fn confirm_refund(
     Body(c): Body<ConfirmRefund>,
 ) -> Result<Json<Refund>> {
     Ok(Json(service::confirm_refund(&app, &p, id, &c).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct TransfersQuery {
+    /// pending, approved or rejected (default: all).
+    state: Option<String>,
+}
+
+/// Transfers of the tenant, newest first (for those who decide them).
+#[utoipa::path(get, path = "/api/v1/lessons/transfers", tag = "lessons", params(TransfersQuery),
+    responses((status = 200, body = Items<TransferItem>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn list_transfers(
+    State(app): State<App>,
+    Auth(p): Auth,
+    Q(q): Q<TransfersQuery>,
+) -> Result<Json<Items<TransferItem>>> {
+    Ok(Json(Items {
+        items: service::transfers(&app, &p, q.state.as_deref()).await?,
+    }))
 }
 
 /// Request a transfer of hours to another student (needs approval).

@@ -263,6 +263,30 @@ pub struct Transfer {
     pub to_account_id: Option<i64>,
 }
 
+/// A transfer as listed for staff, with the names needed to decide it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TransferItem {
+    pub id: i64,
+    pub from_account_id: i64,
+    pub from_student_id: i64,
+    pub from_student_name: String,
+    /// The pool of the giving account.
+    pub pool_name: String,
+    pub to_student_id: i64,
+    pub to_student_name: String,
+    /// Hundredths of an hour.
+    pub hours: i64,
+    /// pending, approved or rejected.
+    pub state: String,
+    pub to_account_id: Option<i64>,
+    pub requested_by: Option<i64>,
+    pub requested_by_name: Option<String>,
+    pub decided_by: Option<i64>,
+    pub decided_by_name: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     /// The chain of the tenant's ledger this entry is in (account id mod 16).

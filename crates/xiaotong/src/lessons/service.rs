@@ -910,6 +910,20 @@ pub async fn request_transfer(app: &App, p: &Principal, t: &NewTransfer) -> Resu
     })
 }
 
+/// Transfers of the tenant for the people who decide them; `state` filters.
+pub async fn transfers(app: &App, p: &Principal, state: Option<&str>) -> Result<Vec<TransferItem>> {
+    authorize(p, "lessons.manage")?;
+    if let Some(s) = state {
+        if !["pending", "approved", "rejected"].contains(&s) {
+            return Err(Error::validation(
+                "state",
+                "must be pending, approved or rejected",
+            ));
+        }
+    }
+    store::transfers(&app.db, p.tenant_id, state, 500).await
+}
+
 /// Approve (someone other than the requester) or reject a pending transfer.
 /// Approval moves the hours into a new account of the receiving student with
 /// the same rules and validity, in one transaction.

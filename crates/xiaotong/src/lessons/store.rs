@@ -997,6 +997,56 @@ pub async fn notices(
         .collect()
 }
 
+/// Transfers of a tenant, newest first, with the people's names joined in.
+pub async fn transfers(
+    db: &Db,
+    tenant_id: i64,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<TransferItem>> {
+    let mut sql = Sql::new(
+        "SELECT t.id, t.from_account_id, a.student_id AS from_student_id, fs.name AS from_student_name, a.pool_name, \
+         t.to_student_id, ts.name AS to_student_name, t.hours, t.state, t.to_account_id, \
+         t.requested_by, rq.name AS requested_by_name, t.decided_by, dc.name AS decided_by_name, t.created_at, t.decided_at \
+         FROM lesson_transfers t \
+         JOIN lesson_accounts a ON a.tenant_id = t.tenant_id AND a.id = t.from_account_id \
+         JOIN people fs ON fs.id = a.student_id \
+         JOIN people ts ON ts.id = t.to_student_id \
+         LEFT JOIN people rq ON rq.id = t.requested_by \
+         LEFT JOIN people dc ON dc.id = t.decided_by \
+         WHERE t.tenant_id = ?",
+    )
+    .bind(tenant_id);
+    if let Some(s) = state {
+        sql.push_bind(" AND t.state = ?", s.to_string());
+    }
+    sql.push_bind(" ORDER BY t.id DESC LIMIT ?", limit);
+    db.fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TransferItem {
+                id: r.i64("id")?,
+                from_account_id: r.i64("from_account_id")?,
+                from_student_id: r.i64("from_student_id")?,
+                from_student_name: r.str("from_student_name")?,
+                pool_name: r.str("pool_name")?,
+                to_student_id: r.i64("to_student_id")?,
+                to_student_name: r.str("to_student_name")?,
+                hours: r.i64("hours")?,
+                state: r.str("state")?,
+                to_account_id: r.opt_i64("to_account_id")?,
+                requested_by: r.opt_i64("requested_by")?,
+                requested_by_name: r.opt_str("requested_by_name")?,
+                decided_by: r.opt_i64("decided_by")?,
+                decided_by_name: r.opt_str("decided_by_name")?,
+                created_at: ms_to_rfc3339(r.i64("created_at")?),
+                decided_at: r.opt_i64("decided_at")?.map(ms_to_rfc3339),
+            })
+        })
+        .collect()
+}
+
 /// Every active account of a tenant (for the alert scan).
 pub async fn active_accounts(db: &Db, keys: &Keys, tenant_id: i64) -> Result<Vec<AccountRow>> {
     db.fetch_all(
