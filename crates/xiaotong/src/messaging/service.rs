@@ -442,7 +442,7 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
         }
         None => {
             let started = std::time::Instant::now();
-            publish_now(&mut tx, &row, allow_empty, false).await?;
+            publish_now(&mut tx, &row, allow_empty).await?;
             tracing::debug!(
                 message = id,
                 ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -468,21 +468,15 @@ pub async fn publish(app: &App, p: &Principal, id: i64, allow_empty: bool) -> Re
     view
 }
 
-/// Freezes the audience and writes the fan-out jobs, inside `tx`.
-/// Notices of a system event with at most this many in-app-only recipients
-/// go into the inboxes inside the event's own transaction.
+/// Notices of a system event (`notify`) with at most this many in-app-only
+/// recipients go into the inboxes inside the event's own transaction: the
+/// parent sees a check-in notice the moment it commits, and no fan-out job
+/// runs.
 const INLINE_INBOX_MAX: usize = 64;
 
-/// Resolve and freeze the audience, mark the message published and plan its
-/// fan-out. With `inline_small`, a small in-app-only notice (a check-in
-/// notice to a student's parents) is put into the inboxes right here: the
-/// parent sees it the moment the check-in commits, and no fan-out job runs.
-async fn publish_now(
-    tx: &mut Tx,
-    row: &MessageRow,
-    allow_empty: bool,
-    inline_small: bool,
-) -> Result<i64> {
+/// Resolve and freeze the audience of a draft or scheduled message, mark it
+/// published and enqueue its fan-out, inside `tx`.
+async fn publish_now(tx: &mut Tx, row: &MessageRow, allow_empty: bool) -> Result<i64> {
     let started = std::time::Instant::now();
     let recipients = audience::resolve(&mut Exec::Tx(tx), row.tenant_id, &row.audience).await?;
     tracing::debug!(
@@ -497,7 +491,6 @@ async fn publish_now(
             "受众为空：没有人会收到这条消息 / the audience is empty; nobody would receive this message (pass allow_empty to publish anyway)",
         ));
     }
-    store::insert_audience(tx, row.tenant_id, row.id, &recipients).await?;
     let n = recipients.len() as i64;
     if !store::set_state(
         tx,
@@ -513,13 +506,26 @@ async fn publish_now(
     {
         return Err(Error::Conflict("the message changed meanwhile".into()));
     }
+    deliver(tx, row, &recipients, false).await?;
+    Ok(n)
+}
+
+/// Freeze the audience of a message being published, and either write the
+/// inboxes at once (a few in-app recipients) or enqueue the fan-out.
+async fn deliver(
+    tx: &mut Tx,
+    row: &MessageRow,
+    recipients: &[audience::Recipient],
+    inline_small: bool,
+) -> Result<()> {
+    store::insert_audience(tx, row.tenant_id, row.id, recipients).await?;
     let in_app_only = row.channels.iter().all(|c| c == "inapp");
     if inline_small
         && in_app_only
         && row.priority != Priority::Urgent
         && recipients.len() <= INLINE_INBOX_MAX
     {
-        store::insert_inbox(tx, row.tenant_id, row.id, &recipients).await?;
+        store::insert_inbox(tx, row.tenant_id, row.id, recipients).await?;
     } else {
         jobs::enqueue_many(
             tx,
@@ -527,7 +533,7 @@ async fn publish_now(
         )
         .await?;
     }
-    Ok(n)
+    Ok(())
 }
 
 /// The job that publishes a scheduled message at its time.
@@ -540,7 +546,7 @@ pub async fn publish_scheduled(app: &App, job: &Job) -> anyhow::Result<()> {
         return Ok(());
     };
     if row.state == "scheduled" {
-        match publish_now(&mut tx, &row, allow_empty, false).await {
+        match publish_now(&mut tx, &row, allow_empty).await {
             Ok(_) => {
                 audit::append(
                     &mut tx,
@@ -1822,7 +1828,10 @@ pub async fn notify(tx: &mut Tx, tenant_id: i64, sender: &Actor, n: &Notify) -> 
         template_id,
         template_version: version,
         priority: n.priority,
-        state: "draft".into(),
+        // Written as published from the start: a draft row updated at once
+        // would leave a dead entry in the (tenant, state) index per notice,
+        // which later state updates then step over.
+        state: "published".into(),
         channels,
         audience: n.audience.clone(),
         require_confirm: false,
@@ -1831,13 +1840,15 @@ pub async fn notify(tx: &mut Tx, tenant_id: i64, sender: &Actor, n: &Notify) -> 
         source: n.source.clone(),
         publish_at: None,
         expires_at: None,
-        published_at: None,
+        published_at: Some(now),
         withdrawn_at: None,
         recipient_count: 0,
         created_at: now,
         updated_at: now,
     };
+    let recipients = audience::resolve(&mut Exec::Tx(tx), tenant_id, &row.audience).await?;
+    row.recipient_count = recipients.len() as i64;
     row.id = store::insert_message(tx, &row).await?;
-    publish_now(tx, &row, true, true).await?;
+    deliver(tx, &row, &recipients, true).await?;
     Ok(row.id)
 }
