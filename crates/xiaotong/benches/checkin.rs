@@ -83,6 +83,21 @@ async fn login(base: &str, user: &str) -> (reqwest::Client, String) {
     (client, csrf)
 }
 
+/// Ids of a tenant's people of one kind, by number.
+async fn ids_of_kind(app: &App, tenant_id: i64, kind: &str) -> Vec<i64> {
+    app.db
+        .fetch_all(
+            &Sql::new("SELECT id FROM people WHERE tenant_id = ? AND kind = ? ORDER BY number")
+                .bind(tenant_id)
+                .bind(kind),
+        )
+        .await
+        .expect("ids")
+        .iter()
+        .map(|r| r.i64("id").expect("id"))
+        .collect()
+}
+
 async fn setup(app: &App) -> Setup {
     let t = xiaotong::directory::service::create_tenant(app, "bench", "压测培训中心")
         .await
@@ -112,56 +127,28 @@ async fn setup(app: &App) -> Setup {
     )
     .await
     .expect("teacher");
-    let recs: Vec<PersonRecord> = (0..STUDENTS)
-        .map(|i| PersonRecord {
-            kind: "student".into(),
-            number: Some(format!("B{i:05}")),
-            name: format!("学员{i}"),
-            ..PersonRecord::default()
-        })
-        .collect();
+    let people = |kind: &str, number: &str, name: &str| -> Vec<PersonRecord> {
+        (0..STUDENTS)
+            .map(|i| PersonRecord {
+                kind: kind.into(),
+                number: Some(format!("{number}{i:05}")),
+                name: format!("{name}{i}"),
+                ..PersonRecord::default()
+            })
+            .collect()
+    };
+    let recs = people("student", "B", "学员");
     // Every student has a parent, so each check-in's notice really goes
     // to an inbox through the message center while the check-ins run.
-    let parents: Vec<PersonRecord> = (0..STUDENTS)
-        .map(|i| PersonRecord {
-            kind: "parent".into(),
-            number: Some(format!("P{i:05}")),
-            name: format!("家长{i}"),
-            ..PersonRecord::default()
-        })
-        .collect();
+    let parents = people("parent", "P", "家长");
     let mut tx = app.db.begin().await.expect("tx");
     insert_people(&mut tx, t.id, &recs).await.expect("people");
     insert_people(&mut tx, t.id, &parents)
         .await
         .expect("parents");
     tx.commit().await.expect("commit");
-    let students: Vec<i64> = app
-        .db
-        .fetch_all(
-            &Sql::new(
-                "SELECT id FROM people WHERE tenant_id = ? AND kind = 'student' ORDER BY number",
-            )
-            .bind(t.id),
-        )
-        .await
-        .expect("ids")
-        .iter()
-        .map(|r| r.i64("id").expect("id"))
-        .collect();
-    let parent_ids: Vec<i64> = app
-        .db
-        .fetch_all(
-            &Sql::new(
-                "SELECT id FROM people WHERE tenant_id = ? AND kind = 'parent' ORDER BY number",
-            )
-            .bind(t.id),
-        )
-        .await
-        .expect("ids")
-        .iter()
-        .map(|r| r.i64("id").expect("id"))
-        .collect();
+    let students = ids_of_kind(app, t.id, "student").await;
+    let parent_ids = ids_of_kind(app, t.id, "parent").await;
     let mut tx = app.db.begin().await.expect("tx");
     for (parent, student) in parent_ids.iter().zip(&students) {
         xiaotong::directory::store::link_guardian(&mut tx, t.id, *parent, *student)

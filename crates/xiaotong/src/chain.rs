@@ -34,63 +34,6 @@ pub struct Link {
     pub prev_hash: String,
 }
 
-/// Lock the chain's head and return the next sequence number and previous
-/// hash. The caller must then write its entry and call [`advance`] in the
-/// same transaction.
-pub async fn claim(tx: &mut Tx, chain: &str) -> Result<Link> {
-    claim_many(tx, chain, 1).await
-}
-
-/// Reserve `count` consecutive positions; the returned link is the first.
-pub async fn claim_many(tx: &mut Tx, chain: &str, count: i64) -> Result<Link> {
-    // The UPDATE takes the row lock first on PostgreSQL and MySQL, so two
-    // writers of one chain queue here instead of forking it.
-    let n = tx
-        .execute(
-            &Sql::new("UPDATE chain_heads SET seq = seq + ? WHERE chain = ?")
-                .bind(count)
-                .bind(chain),
-        )
-        .await?;
-    if n == 0 {
-        // First entry of this chain: create the head (or find that a
-        // concurrent writer just did), then take the lock as usual.
-        tx.execute(
-            &Sql::new(insert_ignore(
-                tx.backend(),
-                "chain_heads (chain, seq, head_hash) VALUES (?, 0, ?)",
-            ))
-            .bind(chain)
-            .bind(GENESIS),
-        )
-        .await?;
-        tx.execute(
-            &Sql::new("UPDATE chain_heads SET seq = seq + ? WHERE chain = ?")
-                .bind(count)
-                .bind(chain),
-        )
-        .await?;
-    }
-    let row = tx
-        .fetch_one(&Sql::new("SELECT seq, head_hash FROM chain_heads WHERE chain = ?").bind(chain))
-        .await?;
-    Ok(Link {
-        seq: row.i64("seq")? - count + 1,
-        prev_hash: row.str("head_hash")?,
-    })
-}
-
-/// Record the new head after writing the entry.
-pub async fn advance(tx: &mut Tx, chain: &str, hash: &str) -> Result<()> {
-    tx.execute(
-        &Sql::new("UPDATE chain_heads SET head_hash = ? WHERE chain = ?")
-            .bind(hash)
-            .bind(chain),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Lock the heads of several chains with one statement and return each
 /// chain's next position and previous hash, in the order given. Heads are
 /// locked in name order, so writers of several chains cannot deadlock one

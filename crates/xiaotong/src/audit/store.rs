@@ -34,7 +34,9 @@ pub async fn append(tx: &mut Tx, actor: &Actor, changes: &[Change]) -> Result<()
         return Ok(());
     }
     let chain_name = chain_name(actor.tenant_id);
-    let link = chain::claim_many(tx, &chain_name, changes.len() as i64).await?;
+    let link = chain::claim_chains(tx, std::slice::from_ref(&chain_name))
+        .await?
+        .remove(0);
     let at = now_ms();
     let mut prev = link.prev_hash;
     let mut seq = link.seq;
@@ -79,7 +81,7 @@ pub async fn append(tx: &mut Tx, actor: &Actor, changes: &[Change]) -> Result<()
         }
         tx.execute(&sql).await?;
     }
-    chain::advance(tx, &chain_name, &prev).await
+    chain::advance_chains(tx, &[(chain_name, seq - 1, prev)]).await
 }
 
 fn filter_sql(tenant_id: i64, f: &AuditFilter) -> Sql {
