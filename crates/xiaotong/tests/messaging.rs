@@ -595,6 +595,112 @@ async fn message_center(url: String) {
         },
     )
     .await;
+
+    // notify_many(): several notices in one go, each with its own audience
+    // and variables, ids in the order given.
+    let audience =
+        |v: Value| -> xiaotong::messaging::Audience { serde_json::from_value(v).unwrap() };
+    let notice = |aud: Value, package: &str, channels: Vec<String>| xiaotong::messaging::Notify {
+        template: "lessons.low_balance".into(),
+        audience: audience(aud),
+        vars: json!({"package": package, "balance": "1.00"}),
+        priority: xiaotong::messaging::Priority::Normal,
+        channels,
+        source: "lessons".into(),
+    };
+    let class_size = count(
+        &s.app,
+        Sql::new("SELECT COUNT(*) AS n FROM people WHERE class_id = ? AND active = 1")
+            .bind(class_id),
+    )
+    .await;
+    let zhang_parents = count(
+        &s.app,
+        Sql::new("SELECT COUNT(*) AS n FROM guardianships WHERE student_id = ?").bind(zhang_id),
+    )
+    .await;
+    assert!(zhang_parents >= 1);
+    let batch = vec![
+        notice(
+            json!({"include": [{"type": "person", "value": zhang_id, "who": "parents"}]}),
+            "P1",
+            vec![],
+        ),
+        notice(
+            json!({"include": [{"type": "class", "value": class_id}], "exclude": [{"type": "person", "value": zhang_id}]}),
+            "P2",
+            vec![],
+        ),
+        notice(
+            json!({"include": [{"type": "person", "value": -1}]}),
+            "P3",
+            vec![],
+        ),
+        notice(
+            json!({"include": [{"type": "person", "value": zhang_id, "who": "parents"}]}),
+            "P4",
+            vec!["inapp".into(), "email".into()],
+        ),
+    ];
+    let mut tx = s.app.db.begin().await.unwrap();
+    let ids = xiaotong::messaging::notify_many(&mut tx, tenant_id, &actor, &batch)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), 4);
+    let expected = [
+        ("P1", zhang_parents),
+        ("P2", class_size - 1),
+        ("P3", 0),
+        ("P4", zhang_parents),
+    ];
+    for (id, (package, recipients)) in ids.iter().zip(expected) {
+        let row = s
+            .app
+            .db
+            .fetch_one(
+                &Sql::new("SELECT vars, recipient_count FROM messages WHERE id = ?").bind(*id),
+            )
+            .await
+            .unwrap();
+        let vars: Value = serde_json::from_str(&row.str("vars").unwrap()).unwrap();
+        assert_eq!(
+            vars["package"], package,
+            "message {id} has its own variables"
+        );
+        assert_eq!(row.i64("recipient_count").unwrap(), recipients, "{package}");
+        assert_eq!(
+            count(
+                &s.app,
+                Sql::new("SELECT COUNT(*) AS n FROM message_audiences WHERE message_id = ?")
+                    .bind(*id)
+            )
+            .await,
+            1,
+            "{package}'s audience is frozen"
+        );
+    }
+    // The in-app-only notice is in the inbox at once; the one with e-mail
+    // goes through the fan-out and arrives a moment later.
+    let inbox = parent.get_json("/api/v1/inbox?unread=true").await;
+    assert!(inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["message_id"] == ids[0]));
+    wait_until(
+        "the e-mailed notice in the parent's inbox",
+        Duration::from_secs(10),
+        || async {
+            let inbox = parent.get_json("/api/v1/inbox?unread=true").await;
+            inbox["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["message_id"] == ids[3])
+        },
+    )
+    .await;
     s.stop().await;
     sink.stop().await;
 }

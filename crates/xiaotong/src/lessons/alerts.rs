@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::db::{insert_ignore, now_ms, Sql};
 use crate::error::Result;
 use crate::jobs::{self, Job, NewJob};
+use std::collections::HashMap;
 
 pub const ALERTS_JOB: &str = "lessons.alerts";
 
@@ -99,22 +100,22 @@ pub async fn record_notice(app: App, job: Job) -> anyhow::Result<()> {
     let mut tx = app.db.begin().await?;
     let parents = store::parents_of_all(&mut tx, tenant_id, &students).await?;
     let actor = crate::auth::model::Actor::system(tenant_id, "lessons");
+    let mut parents_of: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (student, parent) in parents {
+        parents_of.entry(student).or_default().push(parent);
+    }
     let mut rows = vec![];
+    let mut notices = vec![];
     for item in items {
         let student_id = item["student_id"].as_i64().unwrap_or_default();
-        let of_student: Vec<i64> = parents
-            .iter()
-            .filter(|(s, _)| *s == student_id)
-            .map(|(_, parent)| *parent)
-            .collect();
-        if of_student.is_empty() {
+        let Some(of_student) = parents_of.get(&student_id) else {
             continue;
-        }
+        };
         let name = names.get(&student_id).map(String::as_str).unwrap_or("");
         let body: String = notice_body(name, item).chars().take(500).collect();
         // Into the parents' inboxes (and whatever channels the tenant set),
         // in this same transaction: the notice goes out exactly once.
-        let notice = crate::messaging::Notify {
+        notices.push(crate::messaging::Notify {
             template: "lessons.notice".into(),
             audience: crate::messaging::Audience {
                 include: vec![crate::messaging::AudienceRule {
@@ -128,11 +129,10 @@ pub async fn record_notice(app: App, job: Job) -> anyhow::Result<()> {
             priority: crate::messaging::Priority::Normal,
             channels: vec![],
             source: "lessons".into(),
-        };
-        crate::messaging::notify(&mut tx, tenant_id, &actor, &notice).await?;
+        });
         let kind = item["kind"].as_str().unwrap_or("").to_string();
         let payload = item.to_string();
-        for parent in of_student {
+        for &parent in of_student {
             rows.push((
                 parent,
                 student_id,
@@ -142,6 +142,7 @@ pub async fn record_notice(app: App, job: Job) -> anyhow::Result<()> {
             ));
         }
     }
+    crate::messaging::notify_many(&mut tx, tenant_id, &actor, &notices).await?;
     // Several hundred rows per statement at most, well under every
     // backend's limit on bound parameters.
     let now = now_ms();

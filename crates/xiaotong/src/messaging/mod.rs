@@ -14,4 +14,4 @@ pub mod template;
 
 pub use model::{Audience, AudienceRule, Priority};
 pub use pipeline::Runtime;
-pub use service::{notify, Notify};
+pub use service::{notify, notify_many, Notify};

@@ -143,15 +143,13 @@ fn message_from_row(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
-pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> Result<i64> {
-    tx.insert_id(
-        &Sql::new(
-            "INSERT INTO messages (tenant_id, kind, title, content, vars, template_id, template_version, priority, state, \
-             channels, audience, require_confirm, sender_id, sender_name, source, publish_at, expires_at, published_at, \
-             withdrawn_at, recipient_count, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(m.tenant_id)
+const MESSAGE_COLUMNS: &str = "messages (tenant_id, kind, title, content, vars, template_id, template_version, priority, state, \
+     channels, audience, require_confirm, sender_id, sender_name, source, publish_at, expires_at, published_at, \
+     withdrawn_at, recipient_count, created_at, updated_at)";
+const MESSAGE_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+fn bind_message(sql: Sql, m: &MessageRow) -> Sql {
+    sql.bind(m.tenant_id)
         .bind(m.kind.as_str())
         .bind(m.title.as_str())
         .bind(serde_json::to_string(&m.content).unwrap_or_default())
@@ -172,9 +170,56 @@ pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> Result<i64> {
         .bind(m.withdrawn_at)
         .bind(m.recipient_count)
         .bind(m.created_at)
-        .bind(m.updated_at),
-    )
-    .await
+        .bind(m.updated_at)
+}
+
+pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> Result<i64> {
+    let sql = Sql::new(format!(
+        "INSERT INTO {MESSAGE_COLUMNS} VALUES {MESSAGE_VALUES}"
+    ));
+    tx.insert_id(&bind_message(sql, m)).await
+}
+
+/// Inserts messages and returns their ids in the order given: on SQLite
+/// and PostgreSQL as multi-row inserts of up to 100 rows. One INSERT takes
+/// its VALUES rows in order, each the next rowid or sequence value, so the
+/// returned ids sorted ascending are the rows' ids in order (RETURNING
+/// itself promises no order). MariaDB has no RETURNING for INSERT and may
+/// interleave auto-increment values of a multi-row insert with other
+/// sessions', so it inserts row by row.
+pub async fn insert_messages(tx: &mut Tx, rows: &[MessageRow]) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    if tx.backend() == crate::db::Backend::MySql || rows.len() == 1 {
+        for m in rows {
+            ids.push(insert_message(tx, m).await?);
+        }
+        return Ok(ids);
+    }
+    for chunk in rows.chunks(100) {
+        let values = vec![MESSAGE_VALUES; chunk.len()].join(", ");
+        let mut sql = Sql::new(format!(
+            "INSERT INTO {MESSAGE_COLUMNS} VALUES {values} RETURNING id"
+        ));
+        for m in chunk {
+            sql = bind_message(sql, m);
+        }
+        let mut got = tx
+            .fetch_all(&sql)
+            .await?
+            .iter()
+            .map(|r| r.i64("id"))
+            .collect::<Result<Vec<i64>>>()?;
+        if got.len() != chunk.len() {
+            return Err(Error::Other(anyhow::anyhow!(
+                "inserted {} messages but got {} ids back",
+                chunk.len(),
+                got.len()
+            )));
+        }
+        got.sort_unstable();
+        ids.extend(got);
+    }
+    Ok(ids)
 }
 
 /// Rewrites a draft's editable fields.
@@ -350,14 +395,29 @@ pub async fn insert_audience(
     message_id: i64,
     recipients: &[Recipient],
 ) -> Result<()> {
-    tx.execute(
-        &Sql::new("INSERT INTO message_audiences (message_id, tenant_id, person_ids, via_ids) VALUES (?, ?, ?, ?)")
-            .bind(message_id)
-            .bind(tenant_id)
-            .bind(pack(recipients.iter().map(|r| r.person_id)))
-            .bind(pack(recipients.iter().map(|r| r.via))),
-    )
-    .await?;
+    insert_audiences(tx, tenant_id, &[(message_id, recipients)]).await
+}
+
+/// The frozen audiences of several messages, 200 per statement.
+pub async fn insert_audiences(
+    tx: &mut Tx,
+    tenant_id: i64,
+    audiences: &[(i64, &[Recipient])],
+) -> Result<()> {
+    for chunk in audiences.chunks(200) {
+        let values = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut sql = Sql::new(format!(
+            "INSERT INTO message_audiences (message_id, tenant_id, person_ids, via_ids) VALUES {values}"
+        ));
+        for (message_id, recipients) in chunk {
+            sql = sql
+                .bind(*message_id)
+                .bind(tenant_id)
+                .bind(pack(recipients.iter().map(|r| r.person_id)))
+                .bind(pack(recipients.iter().map(|r| r.via)));
+        }
+        tx.execute(&sql).await?;
+    }
     Ok(())
 }
 
@@ -391,23 +451,30 @@ pub async fn insert_inbox(
     message_id: i64,
     recipients: &[Recipient],
 ) -> Result<()> {
+    insert_inboxes(tx, tenant_id, &[(message_id, recipients)]).await
+}
+
+/// Inbox entries of several messages, 1,000 per statement.
+pub async fn insert_inboxes(
+    tx: &mut Tx,
+    tenant_id: i64,
+    messages: &[(i64, &[Recipient])],
+) -> Result<()> {
     let now = now_ms();
-    for chunk in recipients.chunks(1000) {
-        let mut q = String::from(
-            "inbox (tenant_id, message_id, person_id, via_person_id, created_at) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            q.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?, ?)"
-            });
-        }
-        let mut sql = Sql::new(insert_ignore(tx.backend(), &q));
-        for r in chunk {
+    let entries: Vec<(i64, &Recipient)> = messages
+        .iter()
+        .flat_map(|(id, rs)| rs.iter().map(move |r| (*id, r)))
+        .collect();
+    for chunk in entries.chunks(1000) {
+        let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut sql = Sql::new(insert_ignore(
+            tx.backend(),
+            &format!("inbox (tenant_id, message_id, person_id, via_person_id, created_at) VALUES {values}"),
+        ));
+        for (message_id, r) in chunk {
             sql = sql
                 .bind(tenant_id)
-                .bind(message_id)
+                .bind(*message_id)
                 .bind(r.person_id)
                 .bind((r.via != 0).then_some(r.via))
                 .bind(now);
