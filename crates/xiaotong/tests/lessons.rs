@@ -10,6 +10,7 @@ use common::*;
 use proptest::prelude::*;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::Duration;
 use xiaotong::app::App;
 use xiaotong::db::{RowExt, Sql};
@@ -812,6 +813,9 @@ async fn concurrent_class_singles(url: String) {
         accounts.push(fx.sell(*st).await);
     }
     let s = fx.session(0, false).await;
+    // Yesterday's lesson too, checked in at the same time: a group spans
+    // sessions and days, and a student in both is debited twice.
+    let s2 = fx.session(1, false).await;
     // The parent also has two paying children in the class: checked in in
     // the same group, each gets a notice.
     let siblings = [fx.students[1], fx.students[2]];
@@ -865,17 +869,16 @@ async fn concurrent_class_singles(url: String) {
                 (0, 0, Value::Null)
             }));
         }
-        for st in &fx.students {
+        for (st, session) in fx.students.iter().flat_map(|st| [(*st, s), (*st, s2)]) {
             let (client, base, csrf) = (
                 fx.teacher.client.clone(),
                 fx.teacher.base.clone(),
                 fx.teacher.csrf.clone(),
             );
-            let body = marks(&[*st], "present");
-            let st = *st;
+            let body = marks(&[st], "present");
             handles.push(tokio::spawn(async move {
                 let r = client
-                    .post(format!("{base}/api/v1/lessons/sessions/{s}/checkin"))
+                    .post(format!("{base}/api/v1/lessons/sessions/{session}/checkin"))
                     .header("x-csrf-token", csrf)
                     .json(&body)
                     .send()
@@ -884,6 +887,7 @@ async fn concurrent_class_singles(url: String) {
                 (st, r.status().as_u16(), r.json::<Value>().await.unwrap())
             }));
         }
+        let mut after: HashMap<i64, Vec<i64>> = HashMap::new();
         for h in handles {
             let (st, status, v) = h.await.unwrap();
             if st == 0 {
@@ -902,21 +906,55 @@ async fn concurrent_class_singles(url: String) {
                 assert_eq!(r["created"], json!(round == 0), "round {round}: {v}");
                 if round == 0 {
                     assert_eq!(r["hours"], json!(150));
-                    assert_eq!(r["balance_after"], json!(850));
+                    after
+                        .entry(st)
+                        .or_default()
+                        .push(r["balance_after"].as_i64().unwrap());
                 }
             }
         }
+        // Two debits of each account, one after the other, whichever
+        // group each landed in.
+        for (st, mut seen) in after {
+            seen.sort_unstable();
+            assert_eq!(seen, [700, 850], "student {st}");
+        }
     }
     for acc in &accounts {
-        assert_eq!(fx.balance(*acc).await, 850);
-        assert_eq!(fx.ledger_sum(*acc).await, 850);
+        assert_eq!(fx.balance(*acc).await, 700);
+        assert_eq!(fx.ledger_sum(*acc).await, 700);
     }
-    let debits = count(
+    for session in [s, s2] {
+        let debits = count(
+            &fx.server.app,
+            Sql::new("SELECT COUNT(*) AS n FROM ledger_entries WHERE tenant_id = ? AND kind = 'consume' AND session_id = ?").bind(fx.tenant_id).bind(session),
+        )
+        .await;
+        assert_eq!(debits, paying.len() as i64);
+    }
+    // The day totals behind the reports: each lesson's hours on its own day.
+    let daily_hours: i64 = fx
+        .server
+        .app
+        .db
+        .fetch_all(
+            &Sql::new("SELECT hours FROM lesson_daily WHERE tenant_id = ?").bind(fx.tenant_id),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.i64("hours").unwrap())
+        .sum();
+    assert_eq!(daily_hours, 2 * 150 * paying.len() as i64);
+    let days = count(
         &fx.server.app,
-        Sql::new("SELECT COUNT(*) AS n FROM ledger_entries WHERE tenant_id = ? AND kind = 'consume' AND session_id = ?").bind(fx.tenant_id).bind(s),
+        Sql::new(
+            "SELECT COUNT(DISTINCT day) AS n FROM lesson_daily WHERE tenant_id = ? AND hours > 0",
+        )
+        .bind(fx.tenant_id),
     )
     .await;
-    assert_eq!(debits, paying.len() as i64);
+    assert_eq!(days, 2);
     let mut told = vec![];
     for _ in 0..100 {
         let ns = json_ok(fx.parent.get("/api/v1/lessons/notices").await, 200).await;
@@ -926,7 +964,7 @@ async fn concurrent_class_singles(url: String) {
             .iter()
             .map(|x| x["student_id"].as_i64().unwrap())
             .collect();
-        if told.len() >= 2 {
+        if told.len() >= 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -934,8 +972,8 @@ async fn concurrent_class_singles(url: String) {
     told.sort_unstable();
     assert_eq!(
         told,
-        siblings.to_vec(),
-        "one notice per child, none for the refused one"
+        [siblings[0], siblings[0], siblings[1], siblings[1]],
+        "one notice per child and lesson, none for the refused one"
     );
     fx.verify_ok().await;
     fx.server.stop().await;
@@ -1944,6 +1982,31 @@ async fn transfer_list(url: String) {
         .map(|x| x["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["rejected", "approved"]);
+    assert_eq!(all["total"], 2);
+    // A page at a time, newest first.
+    let second = json_ok(
+        fx.admin
+            .get("/api/v1/lessons/transfers?per_page=1&page=2")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(second["total"], 2);
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["state"], "approved");
+    let beyond = json_ok(
+        fx.admin
+            .get("/api/v1/lessons/transfers?per_page=1&page=3")
+            .await,
+        200,
+    )
+    .await;
+    assert!(beyond["items"].as_array().unwrap().is_empty());
+    problem(
+        fx.admin.get("/api/v1/lessons/transfers?per_page=0").await,
+        422,
+    )
+    .await;
 
     problem(
         fx.admin.get("/api/v1/lessons/transfers?state=done").await,

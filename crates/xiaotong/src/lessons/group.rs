@@ -19,7 +19,9 @@
 //! safe.
 
 use super::model::{CheckInResult, LessonSettings, Mark, MarkResult};
-use super::service::{check_in_retrying, check_in_tx, known_students, CheckinAccess};
+use super::service::{
+    check_in_parts, check_in_retrying, known_students, CheckinAccess, CheckinPart,
+};
 use super::store::{self, SessionRow};
 use crate::app::App;
 use crate::auth::Actor;
@@ -298,26 +300,34 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
     let parts = partition(group);
     let mut tx = db.begin().await?;
     let mut by_student: Vec<HashMap<i64, MarkResult>> = Vec::with_capacity(parts.len());
-    for part in &parts {
-        let first = &group[part.members[0]];
-        let marks: Vec<Mark> = part
-            .members
+    // The marks of each part, joined from its members' requests.
+    let marks: Vec<Vec<Mark>> = parts
+        .iter()
+        .map(|part| {
+            part.members
+                .iter()
+                .flat_map(|i| group[*i].marks.iter().cloned())
+                .collect()
+        })
+        .collect();
+    for round in rounds(&parts) {
+        let inputs: Vec<CheckinPart> = round
             .iter()
-            .flat_map(|i| group[*i].marks.iter().cloned())
+            .map(|k| {
+                let first = &group[parts[*k].members[0]];
+                CheckinPart {
+                    actor: &first.actor,
+                    session: &first.session,
+                    settings: &first.settings,
+                    marks: &marks[*k],
+                }
+            })
             .collect();
-        match check_in_tx(
-            keys,
-            &mut tx,
-            &first.actor,
-            &first.session,
-            &first.settings,
-            &marks,
-        )
-        .await
-        {
-            Ok(out) => {
-                by_student.push(out.results.into_iter().map(|r| (r.student_id, r)).collect())
-            }
+        match check_in_parts(keys, &mut tx, &inputs).await {
+            Ok(outs) => by_student.extend(
+                outs.into_iter()
+                    .map(|out| out.results.into_iter().map(|r| (r.student_id, r)).collect()),
+            ),
             Err(e) => {
                 tx.rollback().await.ok();
                 return Err(e);
@@ -325,8 +335,15 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
         }
     }
     tx.commit().await?;
+    // `by_student` follows the rounds; index it back by part.
+    let order: Vec<usize> = rounds(&parts).into_iter().flatten().collect();
+    let mut results_of: Vec<HashMap<i64, MarkResult>> =
+        (0..parts.len()).map(|_| HashMap::new()).collect();
+    for (k, results) in order.into_iter().zip(by_student) {
+        results_of[k] = results;
+    }
     let mut answers: Vec<Option<CheckInResult>> = (0..group.len()).map(|_| None).collect();
-    for (part, results) in parts.iter().zip(by_student.iter_mut()) {
+    for (part, results) in parts.iter().zip(results_of.iter_mut()) {
         for i in &part.members {
             let p = &group[*i];
             answers[*i] = Some(CheckInResult {
@@ -340,6 +357,32 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
         }
     }
     Ok(answers.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// Parts written together: of one tenant, and no `(session, student)` pair
+/// twice. A part whose pair is already in its tenant's last round starts a
+/// new round, written after it, so the later check-in finds the earlier
+/// mark (as one after the other would).
+fn rounds(parts: &[Part]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = vec![];
+    let mut pairs: Vec<HashSet<(i64, i64)>> = vec![];
+    let mut last_of_tenant: HashMap<i64, usize> = HashMap::new();
+    for (k, part) in parts.iter().enumerate() {
+        let (tenant, session, _) = part.key;
+        let mine = || part.students.iter().map(move |s| (session, *s));
+        let fits = last_of_tenant
+            .get(&tenant)
+            .is_some_and(|r| mine().all(|pair| !pairs[*r].contains(&pair)));
+        if !fits {
+            last_of_tenant.insert(tenant, rounds.len());
+            rounds.push(vec![]);
+            pairs.push(HashSet::new());
+        }
+        let r = last_of_tenant[&tenant];
+        rounds[r].push(k);
+        pairs[r].extend(mine());
+    }
+    rounds
 }
 
 #[cfg(test)]
@@ -383,5 +426,26 @@ mod tests {
             parts,
             vec![vec![0, 1], vec![2], vec![3, 6], vec![4], vec![5]]
         );
+    }
+
+    #[test]
+    fn rounds_join_sessions_of_a_tenant_and_order_repeats() {
+        let group = vec![
+            pending(1, 10, 7, &[1]),
+            pending(1, 11, 7, &[1]), // same student, another session: together
+            pending(1, 10, 7, &[1]), // a repeat: a later round
+            pending(2, 10, 7, &[4]), // another tenant: its own round
+            pending(1, 12, 8, &[2]), // fits the tenant's last round
+            pending(1, 10, 8, &[1]), // same pair by another teacher: a new round
+        ];
+        let parts = partition(&group);
+        let members = |round: &Vec<usize>| -> Vec<usize> {
+            round
+                .iter()
+                .flat_map(|k| parts[*k].members.clone())
+                .collect()
+        };
+        let got: Vec<Vec<usize>> = rounds(&parts).iter().map(members).collect();
+        assert_eq!(got, vec![vec![0, 1], vec![2, 4], vec![3], vec![5]]);
     }
 }

@@ -3,7 +3,7 @@
 use super::model::*;
 use super::{reports, service};
 use crate::app::App;
-use crate::directory::model::Items;
+use crate::directory::model::{Items, Page};
 use crate::error::{Problem, Result};
 use crate::http::extract::{Auth, Body, Id, Q};
 use axum::extract::{Path, State};
@@ -433,19 +433,24 @@ async fn confirm_refund(
 struct TransfersQuery {
     /// pending, approved or rejected (default: all).
     state: Option<String>,
+    /// From 1 (default 1).
+    page: Option<i64>,
+    /// 1 to 500 (default 50).
+    per_page: Option<i64>,
 }
 
-/// Transfers of the tenant, newest first (for those who decide them).
+/// Transfers of the tenant, newest first, a page at a time (for those who
+/// decide them).
 #[utoipa::path(get, path = "/api/v1/lessons/transfers", tag = "lessons", params(TransfersQuery),
-    responses((status = 200, body = Items<TransferItem>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Page<TransferItem>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn list_transfers(
     State(app): State<App>,
     Auth(p): Auth,
     Q(q): Q<TransfersQuery>,
-) -> Result<Json<Items<TransferItem>>> {
-    Ok(Json(Items {
-        items: service::transfers(&app, &p, q.state.as_deref()).await?,
-    }))
+) -> Result<Json<Page<TransferItem>>> {
+    Ok(Json(
+        service::transfers(&app, &p, q.state.as_deref(), q.page, q.per_page).await?,
+    ))
 }
 
 /// Request a transfer of hours to another student (needs approval).

@@ -162,6 +162,28 @@ pub async fn post(
     day: i64,
     postings: &[Posting],
 ) -> Result<Vec<(i64, i64)>> {
+    post_dated(
+        tx,
+        keys,
+        tenant_id,
+        at,
+        &vec![day; postings.len()],
+        postings,
+    )
+    .await
+}
+
+/// [`post`] with a day per posting (`days[i]` for `postings[i]`): a group
+/// of check-ins spans lessons of several days.
+pub async fn post_dated(
+    tx: &mut Tx,
+    keys: &Keys,
+    tenant_id: i64,
+    at: i64,
+    days: &[i64],
+    postings: &[Posting],
+) -> Result<Vec<(i64, i64)>> {
+    assert_eq!(days.len(), postings.len(), "a day per posting");
     let mut out = vec![(0, 0); postings.len()];
     let mut by_chain: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
     for (i, p) in postings.iter().enumerate() {
@@ -179,12 +201,14 @@ pub async fn post(
     let mut sql = Sql::new(INSERT);
     let mut in_sql = 0;
     let mut heads = Vec::with_capacity(names.len());
-    let mut daily: Vec<(i64, i64, i64, i64)> = vec![]; // (chain, hours, value, entries)
+    // (day, chain) → (hours, value, entries)
+    let mut daily: std::collections::BTreeMap<(i64, i64), (i64, i64, i64)> = Default::default();
     for (((chain_no, idx), link), name) in by_chain.iter().zip(links).zip(names) {
         let mut prev = link.prev_hash;
         let mut seq = link.seq;
         for i in idx {
             let p = &postings[*i];
+            let day = days[*i];
             let content = canonical(at, day, p, p.kind, p.reference.as_deref());
             let hash = chain::entry_hash(&prev, seq, &content);
             if in_sql > 0 {
@@ -222,25 +246,15 @@ pub async fn post(
             out[*i] = (*chain_no, seq);
             prev = hash;
             seq += 1;
+            // The day's consumption total of this chain, under the chain's lock.
+            if p.kind == "consume" || p.kind == "reverse" {
+                let t = daily.entry((day, *chain_no)).or_default();
+                t.0 -= p.amount;
+                t.1 += p.value_fen;
+                t.2 += if p.kind == "consume" { 1 } else { -1 };
+            }
         }
         heads.push((name, seq - 1, prev));
-        // The day's consumption total of this chain, under the chain's lock.
-        let consumed: Vec<&Posting> = idx
-            .iter()
-            .map(|i| &postings[*i])
-            .filter(|p| p.kind == "consume" || p.kind == "reverse")
-            .collect();
-        if !consumed.is_empty() {
-            daily.push((
-                *chain_no,
-                consumed.iter().map(|p| -p.amount).sum(),
-                consumed.iter().map(|p| p.value_fen).sum(),
-                consumed
-                    .iter()
-                    .map(|p| if p.kind == "consume" { 1 } else { -1 })
-                    .sum(),
-            ));
-        }
     }
     if in_sql > 0 {
         tx.execute(&sql).await?;
@@ -255,7 +269,7 @@ pub async fn post(
                 value_fen = lesson_daily.value_fen + excluded.value_fen, entries = lesson_daily.entries + excluded.entries"),
         };
         let mut sql = Sql::new(upsert);
-        for (chain_no, hours, value, n) in daily {
+        for ((day, chain_no), (hours, value, n)) in daily {
             sql = sql
                 .bind(tenant_id)
                 .bind(day)

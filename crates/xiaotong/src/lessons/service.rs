@@ -11,6 +11,7 @@ use crate::crypto::Keys;
 use crate::db::{now_ms, Db, Tx};
 use crate::error::{Error, FieldError, Result};
 use crate::jobs::{self, NewJob};
+use std::collections::{HashMap, HashSet};
 
 /// Job kind of a notice to a student's parents (written to the outbox in the
 /// transaction that causes it).
@@ -911,8 +912,22 @@ pub async fn request_transfer(app: &App, p: &Principal, t: &NewTransfer) -> Resu
 }
 
 /// Transfers of the tenant for the people who decide them; `state` filters.
-pub async fn transfers(app: &App, p: &Principal, state: Option<&str>) -> Result<Vec<TransferItem>> {
+pub async fn transfers(
+    app: &App,
+    p: &Principal,
+    state: Option<&str>,
+    page: Option<i64>,
+    per_page: Option<i64>,
+) -> Result<crate::directory::model::Page<TransferItem>> {
     authorize(p, "lessons.manage")?;
+    let per_page = per_page.unwrap_or(50);
+    if !(1..=500).contains(&per_page) {
+        return Err(Error::validation("per_page", "must be between 1 and 500"));
+    }
+    let page = page.unwrap_or(1);
+    if page < 1 {
+        return Err(Error::validation("page", "must be 1 or more"));
+    }
     if let Some(s) = state {
         if !["pending", "approved", "rejected"].contains(&s) {
             return Err(Error::validation(
@@ -921,7 +936,13 @@ pub async fn transfers(app: &App, p: &Principal, state: Option<&str>) -> Result<
             ));
         }
     }
-    store::transfers(&app.db, p.tenant_id, state, 500).await
+    let (items, total) = store::transfers(&app.db, p.tenant_id, state, page, per_page).await?;
+    Ok(crate::directory::model::Page {
+        items,
+        total,
+        page,
+        per_page,
+    })
 }
 
 /// Approve (someone other than the requester) or reject a pending transfer.
@@ -1168,8 +1189,7 @@ pub async fn check_in_once(
     }
 }
 
-/// The writes of one check-in inside the caller's transaction (the group
-/// commit runs several in one).
+/// The writes of one check-in inside the caller's transaction.
 pub(super) async fn check_in_tx(
     keys: &Keys,
     tx: &mut Tx,
@@ -1178,82 +1198,155 @@ pub(super) async fn check_in_tx(
     settings: &LessonSettings,
     marks: &[Mark],
 ) -> Result<CheckInResult> {
-    let tenant_id = actor.tenant_id;
-    let s = &session.api;
+    let part = CheckinPart {
+        actor,
+        session,
+        settings,
+        marks,
+    };
+    let mut out = check_in_parts(keys, tx, &[part]).await?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// One session's marks inside a check-in group.
+pub(super) struct CheckinPart<'a> {
+    pub actor: &'a Actor,
+    pub session: &'a SessionRow,
+    pub settings: &'a LessonSettings,
+    pub marks: &'a [Mark],
+}
+
+/// The writes of check-ins of several sessions of one tenant inside the
+/// caller's transaction, with one statement per step for all of them
+/// (marks, account locks, balances, the notice job, the ledger), not one
+/// per session: a group of single check-ins spans about as many sessions as
+/// it has requests. A `(session, student)` pair may appear only once; the
+/// same student in two sessions is debited twice, in session order.
+pub(super) async fn check_in_parts(
+    keys: &Keys,
+    tx: &mut Tx,
+    parts: &[CheckinPart<'_>],
+) -> Result<Vec<CheckInResult>> {
+    let Some(first) = parts.first() else {
+        return Ok(vec![]);
+    };
+    let tenant_id = first.actor.tenant_id;
+    if parts.iter().any(|p| p.actor.tenant_id != tenant_id) {
+        return Err(Error::Other(anyhow::anyhow!(
+            "check-ins of several tenants in one transaction"
+        )));
+    }
     let now = now_ms();
     let op = crate::crypto::random_token(12);
-    let mut sorted: Vec<(usize, &Mark)> = marks.iter().enumerate().collect();
-    sorted.sort_by_key(|(_, m)| m.student_id);
-    let rows: Vec<(i64, String, i64)> = sorted
-        .iter()
-        .map(|(_, m)| {
-            let h = if deducts(&m.status, settings) {
-                s.hours
+    // Every mark, in (session, student) order: the order of the inserts,
+    // the debits and so of the ledger entries.
+    struct Row {
+        part: usize,
+        mark: usize,
+        hours: i64,
+    }
+    let mut rows: Vec<Row> = vec![];
+    for (pi, p) in parts.iter().enumerate() {
+        for (mi, m) in p.marks.iter().enumerate() {
+            let hours = if deducts(&m.status, p.settings) {
+                p.session.api.hours
             } else {
                 0
             };
-            (m.student_id, m.status.clone(), h)
+            rows.push(Row {
+                part: pi,
+                mark: mi,
+                hours,
+            });
+        }
+    }
+    let key = |r: &Row| {
+        (
+            parts[r.part].session.api.id,
+            parts[r.part].marks[r.mark].student_id,
+        )
+    };
+    rows.sort_by_key(key);
+    let new_rows: Vec<store::NewAttendance> = rows
+        .iter()
+        .map(|r| {
+            let p = &parts[r.part];
+            let m = &p.marks[r.mark];
+            store::NewAttendance {
+                session_id: p.session.api.id,
+                student_id: m.student_id,
+                status: &m.status,
+                hours: r.hours,
+                actor_id: p.actor.person_id,
+            }
         })
         .collect();
-    let inserted =
-        store::insert_attendance(tx, tenant_id, s.id, &rows, &op, actor.person_id, now).await?;
-    let inserted_set: std::collections::HashSet<i64> = inserted.iter().copied().collect();
-    let others: Vec<i64> = rows
+    let inserted: HashSet<(i64, i64)> =
+        store::insert_attendance(tx, tenant_id, &new_rows, &op, now)
+            .await?
+            .into_iter()
+            .collect();
+    let repeats: Vec<(i64, i64)> = rows
         .iter()
-        .map(|r| r.0)
-        .filter(|id| !inserted_set.contains(id))
+        .map(key)
+        .filter(|k| !inserted.contains(k))
         .collect();
-    let existing = if others.is_empty() {
-        vec![]
+    let existing: HashMap<(i64, i64), (String, i64)> = if repeats.is_empty() {
+        HashMap::new()
     } else {
-        store::attendance_of(tx, tenant_id, s.id, &others).await?
+        store::attendance_of(tx, tenant_id, &repeats)
+            .await?
+            .into_iter()
+            .map(|(session, student, status, hours)| ((session, student), (status, hours)))
+            .collect()
     };
-    let mut results: Vec<MarkResult> = vec![];
-    let debit: Vec<(usize, i64, i64)> = sorted
+    let debits: Vec<&Row> = rows
         .iter()
-        .zip(&rows)
-        .filter(|(_, r)| inserted_set.contains(&r.0) && r.2 > 0)
-        .map(|((i, _), r)| (*i, r.0, r.2))
+        .filter(|r| r.hours > 0 && inserted.contains(&key(r)))
         .collect();
-    let mut postings = vec![];
-    let mut changed: Vec<&AccountRow> = vec![];
-    let mut accounts = if debit.is_empty() {
+    let mut accounts = if debits.is_empty() {
         vec![]
     } else {
-        let students: Vec<i64> = debit.iter().map(|d| d.1).collect();
+        let mut students: Vec<i64> = debits.iter().map(|r| key(r).1).collect();
+        students.sort_unstable();
+        students.dedup();
         store::lock_accounts_of(tx, keys, tenant_id, &students).await?
     };
     accounts.sort_by_key(|a| (a.student_id, a.priority, a.valid_until, a.id));
     let mut errors = vec![];
-    let mut picks: Vec<(i64, usize, i64)> = vec![]; // (student, account index, paid part)
-    for (i, student, hours) in &debit {
+    // Per debited mark: (account index, paid part, balance after).
+    let mut picks: HashMap<(i64, i64), (usize, i64, i64)> = HashMap::new();
+    for r in &debits {
+        let p = &parts[r.part];
+        let (session_id, student) = key(r);
+        let s = &p.session.api;
         let candidates: Vec<usize> = accounts
             .iter()
             .enumerate()
             .filter(|(_, a)| {
-                a.student_id == *student && a.covers(s.course_id, session.subject_id, now)
+                a.student_id == student && a.covers(s.course_id, p.session.subject_id, now)
             })
             .map(|(k, _)| k)
             .collect();
         let enough = candidates
             .iter()
             .copied()
-            .find(|k| accounts[*k].balance.total() >= *hours);
+            .find(|k| accounts[*k].balance.total() >= r.hours);
         let pick = enough.or_else(|| {
-            if settings.allow_credit {
+            if p.settings.allow_credit {
                 candidates
                     .iter()
                     .copied()
-                    .find(|k| accounts[*k].balance.total() - hours >= -settings.credit_limit)
+                    .find(|k| accounts[*k].balance.total() - r.hours >= -p.settings.credit_limit)
             } else {
                 None
             }
         });
         match pick {
             Some(k) => {
-                let (after, paid) = accounts[k].balance.debit(*hours);
+                let (after, paid) = accounts[k].balance.debit(r.hours);
                 accounts[k].balance = after;
-                picks.push((*student, k, paid));
+                picks.insert((session_id, student), (k, paid, after.total()));
             }
             None => {
                 let have: i64 = candidates
@@ -1268,67 +1361,69 @@ pub(super) async fn check_in_tx(
                 } else {
                     format!(
                         "not enough lesson hours: the lesson needs {} h, the student has {} h",
-                        hours_text(*hours),
+                        hours_text(r.hours),
                         hours_text(have)
                     )
                 };
-                errors.push(FieldError::new(format!("marks[{i}].student_id"), msg));
+                errors.push(FieldError::new(
+                    format!("marks[{}].student_id", r.mark),
+                    msg,
+                ));
             }
         }
     }
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }
-    // An account belongs to one student and each student is debited once,
-    // so an account's new balance is its balance after its one entry.
-    for (student, k, paid) in &picks {
-        let a = &accounts[*k];
-        let hours = rows
-            .iter()
-            .find(|r| r.0 == *student)
-            .map(|r| r.2)
-            .unwrap_or(0);
+    let mut postings = vec![];
+    let mut days = vec![];
+    let mut posting_of: HashMap<(i64, i64), usize> = HashMap::new();
+    for r in &debits {
+        let p = &parts[r.part];
+        let s = &p.session.api;
+        let (k, paid, balance_after) = picks[&key(r)];
+        let a = &accounts[k];
+        posting_of.insert(key(r), postings.len());
+        days.push(p.session.day);
         postings.push(Posting {
             account_id: a.id,
-            student_id: *student,
+            student_id: key(r).1,
             kind: "consume",
-            amount: -hours,
-            value_fen: a.value_of(*paid),
-            balance_after: a.balance.total(),
+            amount: -r.hours,
+            value_fen: a.value_of(paid),
+            balance_after,
             reference: Some(format!("session:{}", s.id)),
             session_id: Some(s.id),
             teacher_id: s.teacher_id,
             course_id: Some(s.course_id),
             campus_id: s.campus_id,
-            actor_id: actor.person_id,
+            actor_id: p.actor.person_id,
         });
-        changed.push(a);
     }
-    let balances: Vec<(i64, Balance)> = changed.iter().map(|a| (a.id, a.balance)).collect();
-    store::set_balances(tx, keys, tenant_id, &balances).await?;
+    let mut changed: Vec<(i64, Balance)> = picks
+        .values()
+        .map(|(k, _, _)| (accounts[*k].id, accounts[*k].balance))
+        .collect();
+    changed.sort_unstable_by_key(|(id, _)| *id);
+    changed.dedup_by_key(|(id, _)| *id);
+    store::set_balances(tx, keys, tenant_id, &changed).await?;
     // Notices for every new mark (absences too: parents want to know), as
     // one job for the whole transaction.
     let mut notices = vec![];
-    for (student, status, hours) in rows.iter().filter(|r| inserted_set.contains(&r.0)) {
-        let pi = postings.iter().position(|x| x.student_id == *student);
-        let (account_id, balance_after) = pi
-            .map(|i| {
-                (
-                    Some(postings[i].account_id),
-                    Some(postings[i].balance_after),
-                )
-            })
-            .unwrap_or((None, None));
+    for r in rows.iter().filter(|r| inserted.contains(&key(r))) {
+        let s = &parts[r.part].session.api;
+        let m = &parts[r.part].marks[r.mark];
+        let posted = posting_of.get(&key(r)).map(|i| &postings[*i]);
         notices.push(serde_json::json!({
             "kind": "attendance",
-            "student_id": student,
+            "student_id": m.student_id,
             "session_id": s.id,
             "course": s.course_name,
             "starts_at": s.starts_at,
-            "status": status,
-            "hours": if pi.is_some() { *hours } else { 0 },
-            "account_id": account_id,
-            "balance_after": balance_after,
+            "status": m.status,
+            "hours": posted.map(|x| -x.amount).unwrap_or(0),
+            "account_id": posted.map(|x| x.account_id),
+            "balance_after": posted.map(|x| x.balance_after),
         }));
     }
     if !notices.is_empty() {
@@ -1342,43 +1437,45 @@ pub(super) async fn check_in_tx(
         )
         .await?;
     }
-    let seqs = ledger::post(tx, keys, tenant_id, now, session.day, &postings).await?;
-    for (_, m) in &sorted {
-        if inserted_set.contains(&m.student_id) {
-            let pi = postings.iter().position(|x| x.student_id == m.student_id);
-            results.push(MarkResult {
-                student_id: m.student_id,
-                status: m.status.clone(),
-                created: true,
-                hours: pi.map(|i| -postings[i].amount).unwrap_or(0),
-                account_id: pi.map(|i| postings[i].account_id),
-                balance_after: pi.map(|i| postings[i].balance_after),
-                chain: pi.map(|i| seqs[i].0),
-                seq: pi.map(|i| seqs[i].1),
-            });
-        } else if let Some((_, st, h)) = existing.iter().find(|e| e.0 == m.student_id) {
-            results.push(MarkResult {
-                student_id: m.student_id,
-                status: st.clone(),
-                created: false,
-                hours: *h,
-                account_id: None,
-                balance_after: None,
-                chain: None,
-                seq: None,
-            });
-        }
-    }
-    results.sort_by_key(|r| {
-        sorted
-            .iter()
-            .find(|(_, m)| m.student_id == r.student_id)
-            .map(|(i, _)| *i)
-    });
-    Ok(CheckInResult {
-        session_id: s.id,
-        results,
-    })
+    let seqs = ledger::post_dated(tx, keys, tenant_id, now, &days, &postings).await?;
+    // Each part's answers in the order of its marks.
+    Ok(parts
+        .iter()
+        .map(|p| CheckInResult {
+            session_id: p.session.api.id,
+            results: p
+                .marks
+                .iter()
+                .filter_map(|m| {
+                    let k = (p.session.api.id, m.student_id);
+                    if inserted.contains(&k) {
+                        let posted = posting_of.get(&k).copied();
+                        Some(MarkResult {
+                            student_id: m.student_id,
+                            status: m.status.clone(),
+                            created: true,
+                            hours: posted.map(|i| -postings[i].amount).unwrap_or(0),
+                            account_id: posted.map(|i| postings[i].account_id),
+                            balance_after: posted.map(|i| postings[i].balance_after),
+                            chain: posted.map(|i| seqs[i].0),
+                            seq: posted.map(|i| seqs[i].1),
+                        })
+                    } else {
+                        existing.get(&k).map(|(status, hours)| MarkResult {
+                            student_id: m.student_id,
+                            status: status.clone(),
+                            created: false,
+                            hours: *hours,
+                            account_id: None,
+                            balance_after: None,
+                            chain: None,
+                            seq: None,
+                        })
+                    }
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 /// Correct a mark: the earlier debit is reversed by a new entry, never

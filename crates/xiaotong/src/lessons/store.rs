@@ -834,62 +834,89 @@ pub async fn set_account_state(
 /// Insert attendance rows, skipping students already marked for the
 /// session; returns the students whose rows this call inserted.
 #[allow(clippy::too_many_arguments)]
+/// A mark to write: which session and student, the status, the hours it
+/// deducts and who marked it.
+pub struct NewAttendance<'a> {
+    pub session_id: i64,
+    pub student_id: i64,
+    pub status: &'a str,
+    pub hours: i64,
+    pub actor_id: Option<i64>,
+}
+
+/// Writes marks of any sessions that have none yet (a mark that exists is
+/// left alone) and returns the `(session, student)` pairs written, sorted.
 pub async fn insert_attendance(
     tx: &mut Tx,
     tenant_id: i64,
-    session_id: i64,
-    rows: &[(i64, String, i64)],
+    rows: &[NewAttendance<'_>],
     op: &str,
-    actor_id: Option<i64>,
     at: i64,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<(i64, i64)>> {
     for chunk in rows.chunks(200) {
         let mut sql = Sql::new(ignore_prefix(tx.backend()));
         sql.push("attendance (tenant_id, session_id, student_id, status, hours, op, actor_id, at) VALUES ");
-        for (i, (student, status, hours)) in chunk.iter().enumerate() {
+        for (i, r) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
             }
             sql.push_bind("(?", tenant_id)
-                .push_bind(", ?", session_id)
-                .push_bind(", ?", *student)
-                .push_bind(", ?", status.as_str())
-                .push_bind(", ?", *hours)
+                .push_bind(", ?", r.session_id)
+                .push_bind(", ?", r.student_id)
+                .push_bind(", ?", r.status)
+                .push_bind(", ?", r.hours)
                 .push_bind(", ?", op)
-                .push_bind(", ?", actor_id)
+                .push_bind(", ?", r.actor_id)
                 .push_bind(", ?)", at);
         }
         sql.push(ignore_suffix(tx.backend()));
         tx.execute(&sql).await?;
     }
-    tx.fetch_all(
-        &Sql::new("SELECT student_id FROM attendance WHERE tenant_id = ? AND session_id = ? AND op = ? ORDER BY student_id")
-            .bind(tenant_id)
-            .bind(session_id)
-            .bind(op),
+    let mut sessions: Vec<i64> = rows.iter().map(|r| r.session_id).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    let mut sql = Sql::new(
+        "SELECT session_id, student_id FROM attendance WHERE tenant_id = ? AND session_id IN ",
     )
-    .await?
-    .iter()
-    .map(|r| r.i64("student_id"))
-    .collect()
-}
-
-pub async fn attendance_of(
-    db_or_tx: &mut Tx,
-    tenant_id: i64,
-    session_id: i64,
-    students: &[i64],
-) -> Result<Vec<(i64, String, i64)>> {
-    let mut sql = Sql::new("SELECT student_id, status, hours FROM attendance WHERE tenant_id = ? AND session_id = ? AND student_id IN ")
-        .bind(tenant_id)
-        .bind(session_id);
-    sql.push_in(students.iter().copied());
-    db_or_tx
-        .fetch_all(&sql)
+    .bind(tenant_id);
+    sql.push_in(sessions.iter().copied());
+    sql.push_bind(" AND op = ? ORDER BY session_id, student_id", op);
+    tx.fetch_all(&sql)
         .await?
         .iter()
-        .map(|r| Ok((r.i64("student_id")?, r.str("status")?, r.i64("hours")?)))
+        .map(|r| Ok((r.i64("session_id")?, r.i64("student_id")?)))
         .collect()
+}
+
+/// The marks that exist of some `(session, student)` pairs, as
+/// `(session, student, status, hours)`.
+pub async fn attendance_of(
+    tx: &mut Tx,
+    tenant_id: i64,
+    pairs: &[(i64, i64)],
+) -> Result<Vec<(i64, i64, String, i64)>> {
+    let mut out = vec![];
+    for chunk in pairs.chunks(200) {
+        let mut sql = Sql::new("SELECT session_id, student_id, status, hours FROM attendance WHERE tenant_id = ? AND (")
+            .bind(tenant_id);
+        for (i, (session, student)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(" OR ");
+            }
+            sql.push_bind("(session_id = ?", *session)
+                .push_bind(" AND student_id = ?)", *student);
+        }
+        sql.push(")");
+        for r in tx.fetch_all(&sql).await? {
+            out.push((
+                r.i64("session_id")?,
+                r.i64("student_id")?,
+                r.str("status")?,
+                r.i64("hours")?,
+            ));
+        }
+    }
+    Ok(out)
 }
 
 pub async fn sheet_rows(
@@ -1002,9 +1029,24 @@ pub async fn transfers(
     db: &Db,
     tenant_id: i64,
     state: Option<&str>,
-    limit: i64,
-) -> Result<Vec<TransferItem>> {
-    let mut sql = Sql::new(
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<TransferItem>, i64)> {
+    let mut filter = Sql::new(" WHERE t.tenant_id = ?").bind(tenant_id);
+    if let Some(s) = state {
+        filter.push_bind(" AND t.state = ?", s.to_string());
+    }
+    let total = db
+        .fetch_one(&Sql::around(
+            format!(
+                "SELECT COUNT(*) AS n FROM lesson_transfers t{}",
+                filter.text()
+            ),
+            &filter,
+        ))
+        .await?
+        .i64("n")?;
+    let mut sql = Sql::around(format!(
         "SELECT t.id, t.from_account_id, a.student_id AS from_student_id, fs.name AS from_student_name, a.pool_name, \
          t.to_student_id, ts.name AS to_student_name, t.hours, t.state, t.to_account_id, \
          t.requested_by, rq.name AS requested_by_name, t.decided_by, dc.name AS decided_by_name, t.created_at, t.decided_at \
@@ -1013,15 +1055,13 @@ pub async fn transfers(
          JOIN people fs ON fs.id = a.student_id \
          JOIN people ts ON ts.id = t.to_student_id \
          LEFT JOIN people rq ON rq.id = t.requested_by \
-         LEFT JOIN people dc ON dc.id = t.decided_by \
-         WHERE t.tenant_id = ?",
-    )
-    .bind(tenant_id);
-    if let Some(s) = state {
-        sql.push_bind(" AND t.state = ?", s.to_string());
-    }
-    sql.push_bind(" ORDER BY t.id DESC LIMIT ?", limit);
-    db.fetch_all(&sql)
+         LEFT JOIN people dc ON dc.id = t.decided_by{}",
+        filter.text()
+    ), &filter);
+    sql.push_bind(" ORDER BY t.id DESC LIMIT ?", per_page);
+    sql.push_bind(" OFFSET ?", (page - 1).saturating_mul(per_page));
+    let items = db
+        .fetch_all(&sql)
         .await?
         .iter()
         .map(|r| {
@@ -1044,7 +1084,8 @@ pub async fn transfers(
                 decided_at: r.opt_i64("decided_at")?.map(ms_to_rfc3339),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((items, total))
 }
 
 /// Every active account of a tenant (for the alert scan).
