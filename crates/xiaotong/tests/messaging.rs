@@ -680,6 +680,40 @@ async fn message_center(url: String) {
             "{package}'s audience is frozen"
         );
     }
+    // Resolving many audiences at once finds who resolving each finds.
+    let classmates: Vec<i64> = s
+        .app
+        .db
+        .fetch_all(&Sql::new("SELECT id FROM people WHERE class_id = ? ORDER BY id").bind(class_id))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.i64("id").unwrap())
+        .collect();
+    let many = [
+        json!({"include": [{"type": "person", "value": zhang_id, "who": "both"}]}),
+        json!({"include": [{"type": "person", "value": classmates.clone(), "who": "parents"}]}),
+        json!({"include": [{"type": "person", "value": classmates, "who": "self"},
+                           {"type": "person", "value": zhang_id, "who": "parents"}]}),
+        json!({"include": [{"type": "class", "value": class_id, "who": "both"}]}),
+        json!({"include": [{"type": "person", "value": [-1, zhang_id]}]}),
+    ]
+    .map(audience);
+    let refs: Vec<&xiaotong::messaging::Audience> = many.iter().collect();
+    let mut exec = xiaotong::messaging::store::Exec::Db(&s.app.db);
+    let together = xiaotong::messaging::audience::resolve_many(&mut exec, tenant_id, &refs)
+        .await
+        .unwrap();
+    for (a, got) in many.iter().zip(&together) {
+        let alone = xiaotong::messaging::audience::resolve(&mut exec, tenant_id, a)
+            .await
+            .unwrap();
+        let pairs = |rs: &[xiaotong::messaging::audience::Recipient]| -> Vec<(i64, i64)> {
+            rs.iter().map(|r| (r.person_id, r.via)).collect()
+        };
+        assert!(!alone.is_empty(), "{a:?}");
+        assert_eq!(pairs(got), pairs(&alone), "{a:?}");
+    }
     // The in-app-only notice is in the inbox at once; the one with e-mail
     // goes through the fan-out and arrives a moment later.
     let inbox = parent.get_json("/api/v1/inbox?unread=true").await;

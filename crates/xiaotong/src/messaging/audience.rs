@@ -235,51 +235,86 @@ pub async fn resolve(exec: &mut Exec<'_>, tenant_id: i64, a: &Audience) -> Resul
     ));
     q.append(&inc).push(") u) t");
     let mut out = aggregated(exec, &q, 1).await?.pop().unwrap_or_default();
+    tidy(&mut out);
     exclude(exec, tenant_id, a, &mut out).await?;
     Ok(out)
 }
 
-/// Resolves many audiences at once, as [`resolve`] does each: one query for
-/// up to [`MANY_PER_QUERY`] audiences without exclusions (a check-in
-/// group's parent notices are dozens of one-student audiences, and a query
-/// each would cost more than all the rest of their delivery).
+/// Resolves many audiences at once, as [`resolve`] does each. Audiences
+/// made only of `person` rules (a check-in group's parent notices: dozens
+/// of one-student audiences) take one query for all of them: the people
+/// named, active, and the active parents of the active students named.
+/// Any other audience is resolved on its own.
 pub async fn resolve_many(
     exec: &mut Exec<'_>,
     tenant_id: i64,
     audiences: &[&Audience],
 ) -> Result<Vec<Vec<Recipient>>> {
     let mut out = vec![Vec::new(); audiences.len()];
-    let mut pending: Vec<(usize, Sql)> = Vec::new();
+    // Per person-only audience: (index, people themselves, people whose parents).
+    let mut by_person: Vec<(usize, Vec<i64>, Vec<i64>)> = Vec::new();
     for (k, a) in audiences.iter().enumerate() {
-        if !a.exclude.is_empty() {
-            out[k] = resolve(exec, tenant_id, a).await?;
-        } else if let Some(inc) = parts(exec, tenant_id, &a.include).await? {
-            pending.push((k, inc));
+        match person_rules(a) {
+            Some((selves, students)) => by_person.push((k, selves, students)),
+            None => out[k] = resolve(exec, tenant_id, a).await?,
         }
     }
-    for chunk in pending.chunks(MANY_PER_QUERY) {
-        let mut q = Sql::new(aggregate_head(exec));
-        for (i, (_, inc)) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(" UNION ALL ");
+    if by_person.is_empty() {
+        return Ok(out);
+    }
+    let mut selves: Vec<i64> = by_person.iter().flat_map(|b| b.1.iter().copied()).collect();
+    let mut students: Vec<i64> = by_person.iter().flat_map(|b| b.2.iter().copied()).collect();
+    for ids in [&mut selves, &mut students] {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    let mut q = Sql::new(aggregate_head(exec));
+    q.push_bind(
+        "SELECT 0 AS k, id AS pid, 0 AS via FROM people WHERE tenant_id = ? AND active = 1 AND id IN ",
+        tenant_id,
+    );
+    q.push_in(selves.iter().copied());
+    q.push_bind(
+        " UNION ALL SELECT 1 AS k, g.parent_id AS pid, g.student_id AS via FROM guardianships g \
+         JOIN people pp ON pp.id = g.parent_id AND pp.active = 1 \
+         JOIN people st ON st.id = g.student_id AND st.active = 1 AND st.tenant_id = g.tenant_id \
+         WHERE g.tenant_id = ? AND g.student_id IN ",
+        tenant_id,
+    );
+    q.push_in(students.iter().copied());
+    q.push(") t");
+    let [found_selves, found_parents]: [Vec<Recipient>; 2] = aggregated(exec, &q, 2)
+        .await?
+        .try_into()
+        .map_err(|_| crate::error::Error::Other(anyhow::anyhow!("two lists expected")))?;
+    let active: std::collections::HashSet<i64> = found_selves.iter().map(|r| r.person_id).collect();
+    let mut parents_of: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+    for r in found_parents {
+        parents_of.entry(r.via).or_default().push(r.person_id);
+    }
+    for (k, selves, students) in by_person {
+        let list = &mut out[k];
+        list.extend(
+            selves
+                .iter()
+                .filter(|id| active.contains(id))
+                .map(|id| Recipient {
+                    person_id: *id,
+                    via: 0,
+                }),
+        );
+        for st in &students {
+            for parent in parents_of.get(st).into_iter().flatten() {
+                list.push(Recipient {
+                    person_id: *parent,
+                    via: *st,
+                });
             }
-            // `i` is our own small integer, not input.
-            q.push(&format!("SELECT {i} AS k, u.pid, u.via FROM ("))
-                .append(inc)
-                .push(") u");
         }
-        q.push(") t");
-        let lists = aggregated(exec, &q, chunk.len()).await?;
-        for ((k, _), list) in chunk.iter().zip(lists) {
-            out[*k] = list;
-        }
+        tidy(list);
     }
     Ok(out)
 }
-
-/// Audiences per query in [`resolve_many`]; keeps the statement and its
-/// bound values small on every backend.
-const MANY_PER_QUERY: usize = 64;
 
 /// The start of a query aggregating `(k, pid, via)` rows of a subquery `t`
 /// into one text value `k:pid:via,…`. One value instead of 20,000 rows:
@@ -294,8 +329,7 @@ fn aggregate_head(exec: &Exec<'_>) -> &'static str {
 }
 
 /// Runs an [`aggregate_head`] query and splits its value into `lists`
-/// recipient lists, each ordered by person and each person once (a parent
-/// reached through several students keeps the largest student id).
+/// recipient lists, as found.
 async fn aggregated(exec: &mut Exec<'_>, q: &Sql, lists: usize) -> Result<Vec<Vec<Recipient>>> {
     let ids = exec.fetch_one(q).await?.opt_str("ids")?.unwrap_or_default();
     let mut out: Vec<Vec<Recipient>> = vec![Vec::new(); lists];
@@ -315,12 +349,39 @@ async fn aggregated(exec: &mut Exec<'_>, q: &Sql, lists: usize) -> Result<Vec<Ve
             }
         }
     }
-    for list in &mut out {
-        // By person, then the reaching student last, so dedup keeps the largest.
-        list.sort_unstable_by(|x, y| x.person_id.cmp(&y.person_id).then(y.via.cmp(&x.via)));
-        list.dedup_by_key(|r| r.person_id);
-    }
     Ok(out)
+}
+
+/// Orders recipients by person, each person once (a parent reached
+/// through several students keeps the largest student id).
+fn tidy(list: &mut Vec<Recipient>) {
+    list.sort_unstable_by(|x, y| x.person_id.cmp(&y.person_id).then(y.via.cmp(&x.via)));
+    list.dedup_by_key(|r| r.person_id);
+}
+
+/// The people of an audience made only of `person` rules: those named for
+/// themselves and those whose parents are meant. None for any other audience.
+fn person_rules(a: &Audience) -> Option<(Vec<i64>, Vec<i64>)> {
+    if !a.exclude.is_empty() || a.include.is_empty() {
+        return None;
+    }
+    let (mut selves, mut students) = (Vec::new(), Vec::new());
+    for r in &a.include {
+        if r.rule_type != "person" {
+            return None;
+        }
+        let ids = ids_of(&r.value).unwrap_or_default();
+        match r.who.as_deref().unwrap_or("self") {
+            "self" => selves.extend(ids),
+            "parents" => students.extend(ids),
+            "both" => {
+                selves.extend(ids.iter().copied());
+                students.extend(ids);
+            }
+            _ => return None,
+        }
+    }
+    Some((selves, students))
 }
 
 /// Drops the people an audience's exclusion rules match.

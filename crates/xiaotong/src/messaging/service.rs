@@ -1822,9 +1822,10 @@ pub async fn notify(tx: &mut Tx, tenant_id: i64, sender: &Actor, n: &Notify) -> 
 }
 
 /// [`notify`] for several notices at once, in a fixed number of statements
-/// whatever their count (one template lookup per template, one audience
-/// query per 64 notices, then multi-row inserts): a check-in group's
-/// parent notices would otherwise cost five statements each. Returns the
+/// whatever their count (one template lookup per template, one query for
+/// all audiences that name people, then multi-row inserts): a check-in
+/// group's parent notices would otherwise cost five statements each.
+/// Audiences of other rules are resolved one by one. Returns the
 /// message ids in the order given.
 pub async fn notify_many(
     tx: &mut Tx,
