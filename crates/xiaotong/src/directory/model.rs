@@ -44,6 +44,28 @@ pub struct Page<T> {
     pub per_page: i64,
 }
 
+/// The page and page size a list asks for: page from 1 (default 1), page
+/// size from 1 to `max_per_page`; a 422 naming the field otherwise.
+pub fn page_args(
+    page: Option<i64>,
+    per_page: Option<i64>,
+    default_per_page: i64,
+    max_per_page: i64,
+) -> crate::error::Result<(i64, i64)> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(default_per_page);
+    if page < 1 {
+        return Err(crate::error::Error::validation("page", "must be 1 or more"));
+    }
+    if !(1..=max_per_page).contains(&per_page) {
+        return Err(crate::error::Error::validation(
+            "per_page",
+            format!("must be between 1 and {max_per_page}"),
+        ));
+    }
+    Ok((page, per_page))
+}
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PeopleQuery {

@@ -80,14 +80,7 @@ async fn hydrate(app: &App, tenant_id: i64, rows: &[sqlx::any::AnyRow]) -> Resul
 pub async fn list_people(app: &App, p: &Principal, q: &PeopleQuery) -> Result<Page<Person>> {
     let scopes = authorize(p, "people.read")?;
     let reach = reach(app, p, &scopes).await?;
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(20);
-    if page < 1 {
-        return Err(Error::validation("page", "must be 1 or more"));
-    }
-    if !(1..=200).contains(&per_page) {
-        return Err(Error::validation("per_page", "must be between 1 and 200"));
-    }
+    let (page, per_page) = crate::directory::model::page_args(q.page, q.per_page, 20, 200)?;
     let kind = match q.kind.as_deref().filter(|k| !k.is_empty()) {
         Some(k) => Some(
             validate::parse_kind(k)

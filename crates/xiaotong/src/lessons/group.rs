@@ -299,7 +299,6 @@ async fn write_group(db: &Db, keys: &Keys, group: Vec<Pending>) {
 async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<CheckInResult>> {
     let parts = partition(group);
     let mut tx = db.begin().await?;
-    let mut by_student: Vec<HashMap<i64, MarkResult>> = Vec::with_capacity(parts.len());
     // The marks of each part, joined from its members' requests.
     let marks: Vec<Vec<Mark>> = parts
         .iter()
@@ -310,6 +309,9 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
                 .collect()
         })
         .collect();
+    // Each part's results by student.
+    let mut results_of: Vec<HashMap<i64, MarkResult>> =
+        (0..parts.len()).map(|_| HashMap::new()).collect();
     for round in rounds(&parts) {
         let inputs: Vec<CheckinPart> = round
             .iter()
@@ -324,10 +326,11 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
             })
             .collect();
         match check_in_parts(keys, &mut tx, &inputs).await {
-            Ok(outs) => by_student.extend(
-                outs.into_iter()
-                    .map(|out| out.results.into_iter().map(|r| (r.student_id, r)).collect()),
-            ),
+            Ok(outs) => {
+                for (k, out) in round.iter().zip(outs) {
+                    results_of[*k] = out.results.into_iter().map(|r| (r.student_id, r)).collect();
+                }
+            }
             Err(e) => {
                 tx.rollback().await.ok();
                 return Err(e);
@@ -335,13 +338,6 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
         }
     }
     tx.commit().await?;
-    // `by_student` follows the rounds; index it back by part.
-    let order: Vec<usize> = rounds(&parts).into_iter().flatten().collect();
-    let mut results_of: Vec<HashMap<i64, MarkResult>> =
-        (0..parts.len()).map(|_| HashMap::new()).collect();
-    for (k, results) in order.into_iter().zip(by_student) {
-        results_of[k] = results;
-    }
     let mut answers: Vec<Option<CheckInResult>> = (0..group.len()).map(|_| None).collect();
     for (part, results) in parts.iter().zip(results_of.iter_mut()) {
         for i in &part.members {

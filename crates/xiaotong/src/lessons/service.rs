@@ -920,14 +920,7 @@ pub async fn transfers(
     per_page: Option<i64>,
 ) -> Result<crate::directory::model::Page<TransferItem>> {
     authorize(p, "lessons.manage")?;
-    let per_page = per_page.unwrap_or(50);
-    if !(1..=500).contains(&per_page) {
-        return Err(Error::validation("per_page", "must be between 1 and 500"));
-    }
-    let page = page.unwrap_or(1);
-    if page < 1 {
-        return Err(Error::validation("page", "must be 1 or more"));
-    }
+    let (page, per_page) = crate::directory::model::page_args(page, per_page, 50, 500)?;
     if let Some(s) = state {
         if !["pending", "approved", "rejected"].contains(&s) {
             return Err(Error::validation(
@@ -1314,11 +1307,15 @@ pub(super) async fn check_in_parts(
     };
     accounts.sort_by_key(|a| (a.student_id, a.priority, a.valid_until, a.id));
     let mut errors = vec![];
-    // Per debited mark: (account index, paid part, balance after).
-    let mut picks: HashMap<(i64, i64), (usize, i64, i64)> = HashMap::new();
+    // A debit per mark, in order, so an account debited twice (two
+    // sessions) has each entry's balance after it.
+    let mut postings = vec![];
+    let mut days = vec![];
+    let mut posting_of: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut debited: Vec<usize> = vec![];
     for r in &debits {
         let p = &parts[r.part];
-        let (session_id, student) = key(r);
+        let (_, student) = key(r);
         let s = &p.session.api;
         let candidates: Vec<usize> = accounts
             .iter()
@@ -1346,7 +1343,24 @@ pub(super) async fn check_in_parts(
             Some(k) => {
                 let (after, paid) = accounts[k].balance.debit(r.hours);
                 accounts[k].balance = after;
-                picks.insert((session_id, student), (k, paid, after.total()));
+                debited.push(k);
+                let a = &accounts[k];
+                posting_of.insert(key(r), postings.len());
+                days.push(p.session.day);
+                postings.push(Posting {
+                    account_id: a.id,
+                    student_id: student,
+                    kind: "consume",
+                    amount: -r.hours,
+                    value_fen: a.value_of(paid),
+                    balance_after: after.total(),
+                    reference: Some(format!("session:{}", s.id)),
+                    session_id: Some(s.id),
+                    teacher_id: s.teacher_id,
+                    course_id: Some(s.course_id),
+                    campus_id: s.campus_id,
+                    actor_id: p.actor.person_id,
+                });
             }
             None => {
                 let have: i64 = candidates
@@ -1375,37 +1389,13 @@ pub(super) async fn check_in_parts(
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }
-    let mut postings = vec![];
-    let mut days = vec![];
-    let mut posting_of: HashMap<(i64, i64), usize> = HashMap::new();
-    for r in &debits {
-        let p = &parts[r.part];
-        let s = &p.session.api;
-        let (k, paid, balance_after) = picks[&key(r)];
-        let a = &accounts[k];
-        posting_of.insert(key(r), postings.len());
-        days.push(p.session.day);
-        postings.push(Posting {
-            account_id: a.id,
-            student_id: key(r).1,
-            kind: "consume",
-            amount: -r.hours,
-            value_fen: a.value_of(paid),
-            balance_after,
-            reference: Some(format!("session:{}", s.id)),
-            session_id: Some(s.id),
-            teacher_id: s.teacher_id,
-            course_id: Some(s.course_id),
-            campus_id: s.campus_id,
-            actor_id: p.actor.person_id,
-        });
-    }
-    let mut changed: Vec<(i64, Balance)> = picks
-        .values()
-        .map(|(k, _, _)| (accounts[*k].id, accounts[*k].balance))
+    debited.sort_unstable();
+    debited.dedup();
+    let mut changed: Vec<(i64, Balance)> = debited
+        .iter()
+        .map(|k| (accounts[*k].id, accounts[*k].balance))
         .collect();
     changed.sort_unstable_by_key(|(id, _)| *id);
-    changed.dedup_by_key(|(id, _)| *id);
     store::set_balances(tx, keys, tenant_id, &changed).await?;
     // Notices for every new mark (absences too: parents want to know), as
     // one job for the whole transaction.

@@ -831,9 +831,6 @@ pub async fn set_account_state(
 
 // ---- attendance ----
 
-/// Insert attendance rows, skipping students already marked for the
-/// session; returns the students whose rows this call inserted.
-#[allow(clippy::too_many_arguments)]
 /// A mark to write: which session and student, the status, the hours it
 /// deducts and who marked it.
 pub struct NewAttendance<'a> {

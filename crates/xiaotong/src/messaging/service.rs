@@ -507,24 +507,15 @@ async fn publish_now(tx: &mut Tx, row: &MessageRow, allow_empty: bool) -> Result
     {
         return Err(Error::Conflict("the message changed meanwhile".into()));
     }
-    deliver(tx, row, &recipients, false).await?;
+    deliver_many(tx, row.tenant_id, &[(row, &recipients)], false).await?;
     Ok(n)
 }
 
-/// Freeze the audience of a message being published, and either write the
-/// inboxes at once (a few in-app recipients) or enqueue the fan-out.
-async fn deliver(
-    tx: &mut Tx,
-    row: &MessageRow,
-    recipients: &[audience::Recipient],
-    inline_small: bool,
-) -> Result<()> {
-    deliver_many(tx, row.tenant_id, &[(row, recipients)], inline_small).await
-}
-
-/// [`deliver`] for several messages of one tenant, with one statement for
-/// all their audiences, one for the inboxes written at once and one for
-/// the fan-out jobs.
+/// Freeze the audiences of messages of one tenant being published, and
+/// either write their inboxes at once (with `inline_small`, a notice to a
+/// few in-app recipients) or enqueue their fan-out: one statement for all
+/// the audiences, one for the inboxes written at once and one for the
+/// fan-out jobs.
 async fn deliver_many(
     tx: &mut Tx,
     tenant_id: i64,

@@ -389,15 +389,6 @@ pub async fn list_messages(
 
 // ---- frozen audience ----
 
-pub async fn insert_audience(
-    tx: &mut Tx,
-    tenant_id: i64,
-    message_id: i64,
-    recipients: &[Recipient],
-) -> Result<()> {
-    insert_audiences(tx, tenant_id, &[(message_id, recipients)]).await
-}
-
 /// The frozen audiences of several messages, 200 per statement.
 pub async fn insert_audiences(
     tx: &mut Tx,
