@@ -355,28 +355,29 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
     Ok(answers.into_iter().map(Option::unwrap_or_default).collect())
 }
 
-/// Parts written together: of one tenant, and no `(session, student)` pair
-/// twice. A part whose pair is already in its tenant's last round starts a
-/// new round, written after it, so the later check-in finds the earlier
-/// mark (as one after the other would).
+/// Parts written together: of one tenant, and no student twice. A part
+/// with a student already in its tenant's last round starts a new round,
+/// written after it, so a repeat finds the earlier mark (as one after the
+/// other would). A student checked in for two lessons goes into two
+/// rounds too: each round sends one notice job, and a job holds at most
+/// one notice per parent and student (`lesson_notices` is unique on them).
 fn rounds(parts: &[Part]) -> Vec<Vec<usize>> {
     let mut rounds: Vec<Vec<usize>> = vec![];
-    let mut pairs: Vec<HashSet<(i64, i64)>> = vec![];
+    let mut students: Vec<HashSet<i64>> = vec![];
     let mut last_of_tenant: HashMap<i64, usize> = HashMap::new();
     for (k, part) in parts.iter().enumerate() {
-        let (tenant, session, _) = part.key;
-        let mine = || part.students.iter().map(move |s| (session, *s));
+        let tenant = part.key.0;
         let fits = last_of_tenant
             .get(&tenant)
-            .is_some_and(|r| mine().all(|pair| !pairs[*r].contains(&pair)));
+            .is_some_and(|r| students[*r].is_disjoint(&part.students));
         if !fits {
             last_of_tenant.insert(tenant, rounds.len());
             rounds.push(vec![]);
-            pairs.push(HashSet::new());
+            students.push(HashSet::new());
         }
         let r = last_of_tenant[&tenant];
         rounds[r].push(k);
-        pairs[r].extend(mine());
+        students[r].extend(part.students.iter().copied());
     }
     rounds
 }
@@ -428,8 +429,8 @@ mod tests {
     fn rounds_join_sessions_of_a_tenant_and_order_repeats() {
         let group = vec![
             pending(1, 10, 7, &[1]),
-            pending(1, 11, 7, &[1]), // same student, another session: together
-            pending(1, 10, 7, &[1]), // a repeat: a later round
+            pending(1, 11, 7, &[1]), // same student, another session: a later round
+            pending(1, 10, 7, &[1]), // a repeat: later still
             pending(2, 10, 7, &[4]), // another tenant: its own round
             pending(1, 12, 8, &[2]), // fits the tenant's last round
             pending(1, 10, 8, &[1]), // same pair by another teacher: a new round
@@ -442,6 +443,6 @@ mod tests {
                 .collect()
         };
         let got: Vec<Vec<usize>> = rounds(&parts).iter().map(members).collect();
-        assert_eq!(got, vec![vec![0, 1], vec![2, 4], vec![3], vec![5]]);
+        assert_eq!(got, vec![vec![0], vec![1], vec![2, 4], vec![3], vec![5]]);
     }
 }

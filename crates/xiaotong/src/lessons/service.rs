@@ -1182,6 +1182,32 @@ pub async fn check_in_once(
     }
 }
 
+/// The ledger debit of `hours` of a lesson from an account already
+/// debited in memory (its balance is the balance after), `paid` of them
+/// paid hours.
+fn consume_posting(
+    account: &AccountRow,
+    paid: i64,
+    hours: i64,
+    s: &Session,
+    actor_id: Option<i64>,
+) -> Posting {
+    Posting {
+        account_id: account.id,
+        student_id: account.student_id,
+        kind: "consume",
+        amount: -hours,
+        value_fen: account.value_of(paid),
+        balance_after: account.balance.total(),
+        reference: Some(format!("session:{}", s.id)),
+        session_id: Some(s.id),
+        teacher_id: s.teacher_id,
+        course_id: Some(s.course_id),
+        campus_id: s.campus_id,
+        actor_id,
+    }
+}
+
 /// The writes of one check-in inside the caller's transaction.
 pub(super) async fn check_in_tx(
     keys: &Keys,
@@ -1213,8 +1239,8 @@ pub(super) struct CheckinPart<'a> {
 /// caller's transaction, with one statement per step for all of them
 /// (marks, account locks, balances, the notice job, the ledger), not one
 /// per session: a group of single check-ins spans about as many sessions as
-/// it has requests. A `(session, student)` pair may appear only once; the
-/// same student in two sessions is debited twice, in session order.
+/// it has requests. Each student may appear only once: the notice job
+/// holds at most one notice per parent and student.
 pub(super) async fn check_in_parts(
     keys: &Keys,
     tx: &mut Tx,
@@ -1227,6 +1253,16 @@ pub(super) async fn check_in_parts(
     if parts.iter().any(|p| p.actor.tenant_id != tenant_id) {
         return Err(Error::Other(anyhow::anyhow!(
             "check-ins of several tenants in one transaction"
+        )));
+    }
+    let mut seen = HashSet::new();
+    if !parts
+        .iter()
+        .flat_map(|p| p.marks.iter())
+        .all(|m| seen.insert(m.student_id))
+    {
+        return Err(Error::Other(anyhow::anyhow!(
+            "a student twice in one check-in pass"
         )));
     }
     let now = now_ms();
@@ -1344,23 +1380,15 @@ pub(super) async fn check_in_parts(
                 let (after, paid) = accounts[k].balance.debit(r.hours);
                 accounts[k].balance = after;
                 debited.push(k);
-                let a = &accounts[k];
                 posting_of.insert(key(r), postings.len());
                 days.push(p.session.day);
-                postings.push(Posting {
-                    account_id: a.id,
-                    student_id: student,
-                    kind: "consume",
-                    amount: -r.hours,
-                    value_fen: a.value_of(paid),
-                    balance_after: after.total(),
-                    reference: Some(format!("session:{}", s.id)),
-                    session_id: Some(s.id),
-                    teacher_id: s.teacher_id,
-                    course_id: Some(s.course_id),
-                    campus_id: s.campus_id,
-                    actor_id: p.actor.person_id,
-                });
+                postings.push(consume_posting(
+                    &accounts[k],
+                    paid,
+                    r.hours,
+                    s,
+                    p.actor.person_id,
+                ));
             }
             None => {
                 let have: i64 = candidates
@@ -1623,20 +1651,13 @@ async fn correct_tx(
         };
         let (after, paid) = accounts[k].balance.debit(hours);
         accounts[k].balance = after;
-        postings.push(Posting {
-            account_id: accounts[k].id,
-            student_id,
-            kind: "consume",
-            amount: -hours,
-            value_fen: accounts[k].value_of(paid),
-            balance_after: after.total(),
-            reference: Some(format!("session:{}", s.id)),
-            session_id: Some(s.id),
-            teacher_id: s.teacher_id,
-            course_id: Some(s.course_id),
-            campus_id: s.campus_id,
-            actor_id: actor.person_id,
-        });
+        postings.push(consume_posting(
+            &accounts[k],
+            paid,
+            hours,
+            s,
+            actor.person_id,
+        ));
         result.hours = hours;
         result.account_id = Some(accounts[k].id);
         result.balance_after = Some(after.total());
