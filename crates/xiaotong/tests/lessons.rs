@@ -588,7 +588,8 @@ async fn checkin_flow(url: String) {
     )
     .await;
 
-    // The parent was told: notices recorded by the job runner.
+    // The parent was told: at once on SQLite (in the check-in's own
+    // transaction), within moments elsewhere (through the outbox).
     let mut n = 0;
     for _ in 0..100 {
         let ns = json_ok(fx.parent.get("/api/v1/lessons/notices").await, 200).await;
@@ -955,6 +956,11 @@ async fn concurrent_class_singles(url: String) {
     )
     .await;
     assert_eq!(days, 2);
+    if url.starts_with("sqlite") {
+        // SQLite writes the notices in the check-ins' own transaction.
+        let ns = json_ok(fx.parent.get("/api/v1/lessons/notices").await, 200).await;
+        assert_eq!(ns["items"].as_array().unwrap().len(), 4, "{ns}");
+    }
     let mut told = vec![];
     for _ in 0..100 {
         let ns = json_ok(fx.parent.get("/api/v1/lessons/notices").await, 200).await;
@@ -2020,3 +2026,87 @@ async fn transfer_list(url: String) {
     fx.server.stop().await;
 }
 on_all_backends!(transfer_list_api, transfer_list);
+
+/// Upgrading a database whose parents' notices were recorded by jobs: the
+/// notices keep their ids and jobs, and notices written by check-ins (no
+/// job) can follow, two for the same parent and child.
+async fn notices_upgrade(url: String) {
+    let db = xiaotong::db::Db::connect(&url).await.unwrap();
+    xiaotong::db::migrate_to(&db, 4).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    tx.execute(&Sql::new(
+        "INSERT INTO tenants (code, name, created_at) VALUES ('up', '升级', 0)",
+    ))
+    .await
+    .unwrap();
+    let tenant = tx
+        .fetch_one(&Sql::new("SELECT id AS n FROM tenants WHERE code = 'up'"))
+        .await
+        .unwrap()
+        .i64("n")
+        .unwrap();
+    for (kind, name) in [("student", "学生"), ("parent", "家长")] {
+        tx.execute(
+            &Sql::new(
+                "INSERT INTO people (tenant_id, kind, name, name_pinyin, name_initials, search_key, \
+                 must_change_password, platform_admin, active, created_at, updated_at) \
+                 VALUES (?, ?, ?, '', '', '', 0, 0, 1, 0, 0)",
+            )
+            .bind(tenant)
+            .bind(kind)
+            .bind(name),
+        )
+        .await
+        .unwrap();
+    }
+    let person = |kind: &'static str| {
+        Sql::new("SELECT id AS n FROM people WHERE tenant_id = ? AND kind = ?")
+            .bind(tenant)
+            .bind(kind)
+    };
+    let student = tx.fetch_one(&person("student")).await.unwrap().i64("n").unwrap();
+    let parent = tx.fetch_one(&person("parent")).await.unwrap().i64("n").unwrap();
+    let insert = |job: Option<i64>, body: &str| {
+        Sql::new(
+            "INSERT INTO lesson_notices (tenant_id, parent_id, student_id, kind, job_id, body, payload, created_at) \
+             VALUES (?, ?, ?, 'attendance', ?, ?, '{}', 0)",
+        )
+        .bind(tenant)
+        .bind(parent)
+        .bind(student)
+        .bind(job)
+        .bind(body.to_string())
+    };
+    tx.execute(&insert(Some(7), "旧通知")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        db.execute(&insert(None, "无任务")).await.is_err(),
+        "before the upgrade a notice needs its job"
+    );
+
+    assert_eq!(xiaotong::db::migrate(&db).await.unwrap(), vec![5]);
+    db.execute(&insert(None, "第一节")).await.unwrap();
+    db.execute(&insert(None, "第二节")).await.unwrap();
+    // A job's retry still records its notice once.
+    let again = db.execute(&insert(Some(7), "旧通知")).await;
+    assert!(again.is_err(), "the same job's notice twice");
+    let rows = db
+        .fetch_all(&Sql::new("SELECT id, job_id, body FROM lesson_notices ORDER BY id"))
+        .await
+        .unwrap();
+    let got: Vec<(Option<i64>, String)> = rows
+        .iter()
+        .map(|r| (r.opt_i64("job_id").unwrap(), r.str("body").unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(7), "旧通知".to_string()),
+            (None, "第一节".to_string()),
+            (None, "第二节".to_string())
+        ]
+    );
+    let ids: Vec<i64> = rows.iter().map(|r| r.i64("id").unwrap()).collect();
+    assert!(ids[0] < ids[1] && ids[1] < ids[2], "{ids:?}");
+}
+on_all_backends!(notices_after_upgrade, notices_upgrade);

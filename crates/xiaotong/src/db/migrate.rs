@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lesson notice groups",
         sql: include_str!("../../migrations/0004_lesson_notice_groups.sql"),
     },
+    Migration {
+        version: 5,
+        name: "lesson notices without a job",
+        sql: include_str!("../../migrations/0005_lesson_notices_inline.sql"),
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
@@ -45,12 +50,27 @@ fn render(sql: &str, backend: Backend) -> String {
             "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         ),
     };
-    let sql = sql
+    let sql = only_for(sql, backend)
         .replace("ID_PK", id_pk)
         .replace("BLOB_T", blob)
         .replace("LONGTEXT_T", longtext)
         .replace("TABLE_OPTS", opts);
     on_table(&sql, backend)
+}
+
+/// Lines that start with `--@sqlite `, `--@postgres ` or `--@mysql ` are
+/// statements for that backend only (changing a column's nullability has no
+/// common syntax); for the others they stay comments.
+fn only_for(sql: &str, backend: Backend) -> String {
+    let mine = match backend {
+        Backend::Sqlite => "--@sqlite ",
+        Backend::Postgres => "--@postgres ",
+        Backend::MySql => "--@mysql ",
+    };
+    sql.lines()
+        .map(|line| line.strip_prefix(mine).unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `DROP INDEX name ON_TABLE(t)`: MySQL names the table of an index to
@@ -111,9 +131,15 @@ pub async fn pending_migrations(db: &Db) -> Result<Vec<i64>> {
 /// `schema_migrations`, so a second process blocks on, then fails, that
 /// insert and re-reads the state instead of applying it twice.
 pub async fn migrate(db: &Db) -> Result<Vec<i64>> {
+    migrate_to(db, i64::MAX).await
+}
+
+/// Apply the pending migrations up to `version` (tests of an upgrade start
+/// from an older schema).
+pub async fn migrate_to(db: &Db, version: i64) -> Result<Vec<i64>> {
     ensure_table(db).await?;
     let mut newly = Vec::new();
-    for m in MIGRATIONS {
+    for m in MIGRATIONS.iter().filter(|m| m.version <= version) {
         if applied(db).await?.contains(&m.version) {
             continue;
         }
@@ -155,5 +181,14 @@ mod tests {
         assert_eq!(render(sql, Backend::MySql), "DROP INDEX i ON t;\nSELECT 1;");
         assert_eq!(render(sql, Backend::Postgres), "DROP INDEX i ;\nSELECT 1;");
         assert_eq!(render(sql, Backend::Sqlite), "DROP INDEX i ;\nSELECT 1;");
+    }
+
+    #[test]
+    fn backend_lines_are_statements_for_their_backend_only() {
+        let sql = "--@sqlite SELECT 1;\n--@mysql SELECT 2;\nSELECT 3;";
+        let stmts = |b| crate::db::split_statements(&render(sql, b));
+        assert_eq!(stmts(Backend::Sqlite), vec!["SELECT 1", "SELECT 3"]);
+        assert_eq!(stmts(Backend::MySql), vec!["SELECT 2", "SELECT 3"]);
+        assert_eq!(stmts(Backend::Postgres), vec!["SELECT 3"]);
     }
 }

@@ -8,7 +8,7 @@
 
 mod migrate;
 
-pub use migrate::{migrate, pending_migrations, MIGRATIONS};
+pub use migrate::{migrate, migrate_to, pending_migrations, MIGRATIONS};
 
 use crate::error::{Error, Result};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};

@@ -4,7 +4,7 @@
 //! real check-in path (so the ledger chains and the reports are genuine).
 
 use super::model::{LessonSettings, Mark, NewClass, Package, Pool, Room};
-use super::service::{check_in_once, day_of, sell_package};
+use super::service::{check_in_once, day_of, sell_package, CheckinPart, ParentNotices};
 use super::store;
 use crate::app::App;
 use crate::auth::Actor;
@@ -274,18 +274,18 @@ pub async fn seed(app: &App, tenant_id: i64, teacher_login: i64) -> anyhow::Resu
                     }
                 })
                 .collect();
-            let out = check_in_once(
-                &app.db,
-                &app.keys,
-                &Actor {
-                    person_id: Some(*teacher),
-                    ..actor.clone()
-                },
-                &session,
-                &settings,
-                &marks,
-            )
-            .await?;
+            let teacher = Actor {
+                person_id: Some(*teacher),
+                ..actor.clone()
+            };
+            let part = CheckinPart {
+                actor: &teacher,
+                session: &session,
+                settings: &settings,
+                marks: &marks,
+                notices: ParentNotices::Skip,
+            };
+            let out = check_in_once(&app.db, &app.keys, &part).await?;
             entries += out.results.iter().filter(|r| r.seq.is_some()).count();
             sessions += 1;
             if k == 0 {
@@ -293,16 +293,8 @@ pub async fn seed(app: &App, tenant_id: i64, teacher_login: i64) -> anyhow::Resu
             }
         }
     }
-    // History is not news: drop its parent notices, then leave the latest
-    // lesson of the demo class unchecked so the demo teacher can check it in,
-    // and add today's lesson.
-    app.db
-        .execute(
-            &Sql::new("DELETE FROM jobs WHERE tenant_id = ? AND kind = ?")
-                .bind(tenant_id)
-                .bind(super::PARENT_NOTICE),
-        )
-        .await?;
+    // Leave the latest lesson of the demo class unchecked so the demo
+    // teacher can check it in, and add today's lesson.
     if let (Some(_), Some((lc, ci, teacher, campus, room, _))) =
         (last_of_first, lesson_classes.first())
     {

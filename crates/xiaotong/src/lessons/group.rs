@@ -20,7 +20,7 @@
 
 use super::model::{CheckInResult, LessonSettings, Mark, MarkResult};
 use super::service::{
-    check_in_parts, check_in_retrying, known_students, CheckinAccess, CheckinPart,
+    check_in_parts, check_in_retrying, known_students, CheckinAccess, CheckinPart, ParentNotices,
 };
 use super::store::{self, SessionRow};
 use crate::app::App;
@@ -290,7 +290,14 @@ async fn write_group(db: &Db, keys: &Keys, group: Vec<Pending>) {
         }
     }
     for p in group {
-        let r = check_in_retrying(db, keys, &p.actor, &p.session, &p.settings, &p.marks).await;
+        let part = CheckinPart {
+            actor: &p.actor,
+            session: &p.session,
+            settings: &p.settings,
+            marks: &p.marks,
+            notices: ParentNotices::Send,
+        };
+        let r = check_in_retrying(db, keys, &part).await;
         p.reply.send(r).ok();
     }
 }
@@ -322,6 +329,7 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
                     session: &first.session,
                     settings: &first.settings,
                     marks: &marks[*k],
+                    notices: ParentNotices::Send,
                 }
             })
             .collect();
@@ -359,8 +367,7 @@ async fn try_together(db: &Db, keys: &Keys, group: &[Pending]) -> Result<Vec<Che
 /// with a student already in its tenant's last round starts a new round,
 /// written after it, so a repeat finds the earlier mark (as one after the
 /// other would). A student checked in for two lessons goes into two
-/// rounds too: each round sends one notice job, and a job holds at most
-/// one notice per parent and student (`lesson_notices` is unique on them).
+/// rounds too, which keeps the rule one simple check.
 fn rounds(parts: &[Part]) -> Vec<Vec<usize>> {
     let mut rounds: Vec<Vec<usize>> = vec![];
     let mut students: Vec<HashSet<i64>> = vec![];

@@ -10,7 +10,6 @@ use crate::auth::{authorize, Actor, Principal, Scope};
 use crate::crypto::Keys;
 use crate::db::{now_ms, Db, Tx};
 use crate::error::{Error, FieldError, Result};
-use crate::jobs::{self, NewJob};
 use std::collections::{HashMap, HashSet};
 
 /// Job kind of a notice to a student's parents (written to the outbox in the
@@ -1105,7 +1104,7 @@ pub fn known_students(marks: &[Mark], students: &std::collections::HashSet<i64>)
 
 /// Check in one student or a whole class in one transaction: attendance,
 /// ledger debits from the right accounts, new balances and the parents'
-/// notices in the outbox. Repeating a check-in changes nothing.
+/// notices (`alerts::tell_parents`). Repeating a check-in changes nothing.
 ///
 /// A check-in of a few students joins the next group commit, whose writer
 /// reads the session, settings and students of the whole group at once;
@@ -1129,29 +1128,26 @@ pub async fn check_in(
     let found = store::existing_people(&app.db, p.tenant_id, "student", &ids).await?;
     known_students(&c.marks, &found.into_iter().collect())?;
     let settings = store::settings(&app.db, p.tenant_id).await?;
-    check_in_retrying(
-        &app.db,
-        &app.keys,
-        &p.actor(),
-        &session,
-        &settings,
-        &c.marks,
-    )
-    .await
+    let actor = p.actor();
+    let part = CheckinPart {
+        actor: &actor,
+        session: &session,
+        settings: &settings,
+        marks: &c.marks,
+        notices: ParentNotices::Send,
+    };
+    check_in_retrying(&app.db, &app.keys, &part).await
 }
 
 /// A check-in in a transaction of its own, retried on deadlocks and busy
 /// databases.
-pub async fn check_in_retrying(
+pub(super) async fn check_in_retrying(
     db: &Db,
     keys: &Keys,
-    actor: &Actor,
-    session: &SessionRow,
-    settings: &LessonSettings,
-    marks: &[Mark],
+    part: &CheckinPart<'_>,
 ) -> Result<CheckInResult> {
     for attempt in 0.. {
-        match check_in_once(db, keys, actor, session, settings, marks).await {
+        match check_in_once(db, keys, part).await {
             Err(e) if attempt < 8 && retryable(&e) => continue,
             r => return r,
         }
@@ -1159,21 +1155,18 @@ pub async fn check_in_retrying(
     unreachable!("the retry loop returns")
 }
 
-/// One attempt of a check-in; also used by the demo and benchmarks.
-pub async fn check_in_once(
+/// One attempt of a check-in in a transaction of its own; also used by
+/// the demo.
+pub(super) async fn check_in_once(
     db: &Db,
     keys: &Keys,
-    actor: &Actor,
-    session: &SessionRow,
-    settings: &LessonSettings,
-    marks: &[Mark],
+    part: &CheckinPart<'_>,
 ) -> Result<CheckInResult> {
     let mut tx = db.begin().await?;
-    let r = check_in_tx(keys, &mut tx, actor, session, settings, marks).await;
-    match r {
-        Ok(out) => {
+    match check_in_parts(keys, &mut tx, std::slice::from_ref(part)).await {
+        Ok(mut out) => {
             tx.commit().await?;
-            Ok(out)
+            Ok(out.pop().unwrap_or_default())
         }
         Err(e) => {
             tx.rollback().await.ok();
@@ -1208,39 +1201,30 @@ fn consume_posting(
     }
 }
 
-/// The writes of one check-in inside the caller's transaction.
-pub(super) async fn check_in_tx(
-    keys: &Keys,
-    tx: &mut Tx,
-    actor: &Actor,
-    session: &SessionRow,
-    settings: &LessonSettings,
-    marks: &[Mark],
-) -> Result<CheckInResult> {
-    let part = CheckinPart {
-        actor,
-        session,
-        settings,
-        marks,
-    };
-    let mut out = check_in_parts(keys, tx, &[part]).await?;
-    Ok(out.pop().unwrap_or_default())
-}
-
 /// One session's marks inside a check-in group.
 pub(super) struct CheckinPart<'a> {
     pub actor: &'a Actor,
     pub session: &'a SessionRow,
     pub settings: &'a LessonSettings,
     pub marks: &'a [Mark],
+    pub notices: ParentNotices,
+}
+
+/// Whether a check-in tells the parents: every real one does; lessons the
+/// demo writes as past history do not, since history is not news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentNotices {
+    Send,
+    Skip,
 }
 
 /// The writes of check-ins of several sessions of one tenant inside the
 /// caller's transaction, with one statement per step for all of them
-/// (marks, account locks, balances, the notice job, the ledger), not one
-/// per session: a group of single check-ins spans about as many sessions as
-/// it has requests. Each student may appear only once: the notice job
-/// holds at most one notice per parent and student.
+/// (marks, account locks, balances, the parents' notices, the ledger), not
+/// one per session: a group of single check-ins spans about as many
+/// sessions as it has requests. Each student may appear only once: a mark
+/// counts as new when its row is inserted, so a repeat in the same pass
+/// would be debited twice.
 pub(super) async fn check_in_parts(
     keys: &Keys,
     tx: &mut Tx,
@@ -1425,10 +1409,12 @@ pub(super) async fn check_in_parts(
         .collect();
     changed.sort_unstable_by_key(|(id, _)| *id);
     store::set_balances(tx, keys, tenant_id, &changed).await?;
-    // Notices for every new mark (absences too: parents want to know), as
-    // one job for the whole transaction.
+    // Notices for every new mark (absences too: parents want to know).
     let mut notices = vec![];
-    for r in rows.iter().filter(|r| inserted.contains(&key(r))) {
+    for r in rows
+        .iter()
+        .filter(|r| inserted.contains(&key(r)) && parts[r.part].notices == ParentNotices::Send)
+    {
         let s = &parts[r.part].session.api;
         let m = &parts[r.part].marks[r.mark];
         let posted = posting_of.get(&key(r)).map(|i| &postings[*i]);
@@ -1444,17 +1430,7 @@ pub(super) async fn check_in_parts(
             "balance_after": posted.map(|x| x.balance_after),
         }));
     }
-    if !notices.is_empty() {
-        jobs::enqueue(
-            tx,
-            &NewJob::new(
-                PARENT_NOTICE,
-                serde_json::json!({"tenant_id": tenant_id, "notices": notices}),
-            )
-            .tenant(tenant_id),
-        )
-        .await?;
-    }
+    super::alerts::tell_parents(tx, tenant_id, notices).await?;
     let seqs = ledger::post_dated(tx, keys, tenant_id, now, &days, &postings).await?;
     // Each part's answers in the order of its marks.
     Ok(parts
@@ -1677,16 +1653,12 @@ async fn correct_tx(
         .after(serde_json::json!({"status": status}))],
     )
     .await?;
-    jobs::enqueue(
-        tx,
-        &NewJob::new(PARENT_NOTICE, serde_json::json!({
-            "tenant_id": tenant_id, "kind": "correction", "student_id": student_id, "session_id": s.id,
-            "course": s.course_name, "starts_at": s.starts_at, "status": status, "hours": result.hours,
-            "account_id": result.account_id, "balance_after": result.balance_after,
-        }))
-        .tenant(tenant_id),
-    )
-    .await?;
+    let notice = serde_json::json!({
+        "kind": "correction", "student_id": student_id, "session_id": s.id,
+        "course": s.course_name, "starts_at": s.starts_at, "status": status, "hours": result.hours,
+        "account_id": result.account_id, "balance_after": result.balance_after,
+    });
+    super::alerts::tell_parents(tx, tenant_id, vec![notice]).await?;
     let seqs = ledger::post(tx, &app.keys, tenant_id, now, session.day, &postings).await?;
     if hours > 0 {
         result.chain = seqs.last().map(|x| x.0);

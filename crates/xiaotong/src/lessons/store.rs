@@ -948,45 +948,28 @@ pub async fn sheet_rows(
         .collect()
 }
 
-/// Names of people, for notices.
-/// Names of several people, by id.
-pub async fn names_of(
-    db: &Db,
-    tenant_id: i64,
-    ids: &[i64],
-) -> Result<std::collections::HashMap<i64, String>> {
-    if ids.is_empty() {
-        return Ok(Default::default());
-    }
-    let mut sql =
-        Sql::new("SELECT id, name FROM people WHERE tenant_id = ? AND id IN ").bind(tenant_id);
-    sql.push_in(ids.iter().copied());
-    db.fetch_all(&sql)
-        .await?
-        .iter()
-        .map(|r| Ok((r.i64("id")?, r.str("name")?)))
-        .collect()
-}
-
-/// The parents of several students: (student, parent) pairs.
-pub async fn parents_of_all(
+/// The parents of several students, with each student's name:
+/// (student, student's name, parent), for their notices.
+pub async fn guardians_named(
     tx: &mut Tx,
     tenant_id: i64,
     students: &[i64],
-) -> Result<Vec<(i64, i64)>> {
+) -> Result<Vec<(i64, String, i64)>> {
     if students.is_empty() {
         return Ok(vec![]);
     }
     let mut sql = Sql::new(
-        "SELECT student_id, parent_id FROM guardianships WHERE tenant_id = ? AND student_id IN ",
+        "SELECT g.student_id, p.name, g.parent_id FROM guardianships g \
+         JOIN people p ON p.id = g.student_id AND p.tenant_id = g.tenant_id \
+         WHERE g.tenant_id = ? AND g.student_id IN ",
     )
     .bind(tenant_id);
     sql.push_in(students.iter().copied());
-    sql.push(" ORDER BY student_id, parent_id");
+    sql.push(" ORDER BY g.student_id, g.parent_id");
     tx.fetch_all(&sql)
         .await?
         .iter()
-        .map(|r| Ok((r.i64("student_id")?, r.i64("parent_id")?)))
+        .map(|r| Ok((r.i64("student_id")?, r.str("name")?, r.i64("parent_id")?)))
         .collect()
 }
 

@@ -1,0 +1,23 @@
+-- Check-ins write their parents' notices in their own transaction, with no
+-- job, so `lesson_notices.job_id` becomes optional: it names the job that
+-- recorded a notice (alerts, expiry), whose retries must not repeat it.
+--@postgres ALTER TABLE lesson_notices ALTER COLUMN job_id DROP NOT NULL;
+--@mysql ALTER TABLE lesson_notices MODIFY job_id BIGINT NULL;
+-- SQLite cannot change a column: rebuild the table, keeping its ids.
+--@sqlite CREATE TABLE lesson_notices_rebuilt (
+--@sqlite     id ID_PK,
+--@sqlite     tenant_id BIGINT NOT NULL REFERENCES tenants (id),
+--@sqlite     parent_id BIGINT NOT NULL REFERENCES people (id),
+--@sqlite     student_id BIGINT NOT NULL REFERENCES people (id),
+--@sqlite     kind VARCHAR(32) NOT NULL,
+--@sqlite     job_id BIGINT,
+--@sqlite     body VARCHAR(1000) NOT NULL,
+--@sqlite     payload LONGTEXT_T NOT NULL,
+--@sqlite     created_at BIGINT NOT NULL
+--@sqlite );
+--@sqlite INSERT INTO lesson_notices_rebuilt (id, tenant_id, parent_id, student_id, kind, job_id, body, payload, created_at)
+--@sqlite     SELECT id, tenant_id, parent_id, student_id, kind, job_id, body, payload, created_at FROM lesson_notices;
+--@sqlite DROP TABLE lesson_notices;
+--@sqlite ALTER TABLE lesson_notices_rebuilt RENAME TO lesson_notices;
+--@sqlite CREATE UNIQUE INDEX lesson_notices_job_student ON lesson_notices (job_id, parent_id, student_id);
+--@sqlite CREATE INDEX lesson_notices_parent ON lesson_notices (tenant_id, parent_id, id);
