@@ -2064,8 +2064,18 @@ async fn notices_upgrade(url: String) {
             .bind(tenant)
             .bind(kind)
     };
-    let student = tx.fetch_one(&person("student")).await.unwrap().i64("n").unwrap();
-    let parent = tx.fetch_one(&person("parent")).await.unwrap().i64("n").unwrap();
+    let student = tx
+        .fetch_one(&person("student"))
+        .await
+        .unwrap()
+        .i64("n")
+        .unwrap();
+    let parent = tx
+        .fetch_one(&person("parent"))
+        .await
+        .unwrap()
+        .i64("n")
+        .unwrap();
     let insert = |job: Option<i64>, body: &str| {
         Sql::new(
             "INSERT INTO lesson_notices (tenant_id, parent_id, student_id, kind, job_id, body, payload, created_at) \
@@ -2091,7 +2101,9 @@ async fn notices_upgrade(url: String) {
     let again = db.execute(&insert(Some(7), "旧通知")).await;
     assert!(again.is_err(), "the same job's notice twice");
     let rows = db
-        .fetch_all(&Sql::new("SELECT id, job_id, body FROM lesson_notices ORDER BY id"))
+        .fetch_all(&Sql::new(
+            "SELECT id, job_id, body FROM lesson_notices ORDER BY id",
+        ))
         .await
         .unwrap();
     let got: Vec<(Option<i64>, String)> = rows
