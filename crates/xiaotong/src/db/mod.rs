@@ -97,7 +97,7 @@ impl Db {
                                 // 7.9–13.7 (median 11.9 → 10.0); 100 and
                                 // 10,000 were worse, and a checkpointer on a
                                 // reader connection let the log grow to
-                                // 64 MiB under steady reads (see
+                                // 75 MB under steady reads (see
                                 // docs/benchmarks.md).
                                 conn.execute(
                                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
