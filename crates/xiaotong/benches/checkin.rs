@@ -355,6 +355,7 @@ async fn main() {
         };
         let t0 = Instant::now();
         let s = setup(&app).await;
+        common::analyze(&app).await;
         println!(
             "{backend}: set up {STUDENTS} students with accounts and {} sessions in {:.1} s",
             s.sessions.len(),
@@ -362,8 +363,10 @@ async fn main() {
         );
         let n = n_singles(backend);
         let rate = (backend == "sqlite").then_some(500.0);
+        let cpu = common::busy_cpu_seconds();
         let (rate, p50, p99) = singles(&s, n, rate).await;
-        println!("{backend}: {n} single check-ins, 64 clients: {rate:.0}/s, p50 {p50:.1} ms, p99 {p99:.1} ms");
+        let cpu_us = (common::busy_cpu_seconds() - cpu) * 1e6 / n as f64;
+        println!("{backend}: {n} single check-ins, 64 clients: {rate:.0}/s, p50 {p50:.1} ms, p99 {p99:.1} ms, {cpu_us:.0} µs CPU each (machine-wide)");
         // The parents' notices: how far the job runner is behind when the
         // last check-in returns.
         let t = Instant::now();
@@ -435,6 +438,7 @@ async fn main() {
             "{backend}: daily totals rebuilt from the ledger in {:.1} s",
             tr.elapsed().as_secs_f64()
         );
+        common::analyze(&app).await;
         let today = chrono::Utc::now().date_naive();
         use chrono::Datelike;
         let (y, m) = (today.year() as i64, today.month() as i64);

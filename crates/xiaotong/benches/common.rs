@@ -6,6 +6,12 @@ use xiaotong::crypto::Keys;
 
 pub async fn fresh(backend: &str) -> Option<App> {
     sqlx::any::install_default_drivers();
+    // XIAOTONG_BENCH_DBS=postgres (a comma-separated list) runs only those.
+    if let Ok(only) = std::env::var("XIAOTONG_BENCH_DBS") {
+        if !only.split(',').any(|b| b.trim() == backend) {
+            return None;
+        }
+    }
     let name = format!("xt_bench_{}_{}", std::process::id(), rand::random::<u32>());
     let url = match backend {
         "sqlite" => {
@@ -114,4 +120,45 @@ pub fn people_xlsx(rows: usize) -> Vec<u8> {
             .expect("cell");
     }
     wb.save_to_buffer().expect("xlsx")
+}
+
+/// Planner statistics for a freshly filled PostgreSQL database, as
+/// autovacuum gathers them within its next round (up to a minute) on a
+/// running server. Without them the planner takes every table for empty
+/// and joins people by scanning them per row: the benchmark would time
+/// a state no school's server stays in. SQLite and MariaDB keep their
+/// statistics as they are in service (neither gathers them on its own here).
+pub async fn analyze(app: &App) {
+    if app.db.backend() == xiaotong::db::Backend::Postgres {
+        app.db
+            .execute(&xiaotong::db::Sql::new("ANALYZE"))
+            .await
+            .expect("analyze");
+    }
+}
+
+/// The machine's busy CPU time so far, in seconds (all processes: the
+/// benchmark, the database server, anything else), from /proc/stat.
+/// Differences of it give the CPU a run cost, which varies far less with
+/// the machine's other load than the run's wall time does.
+pub fn busy_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy: f64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    // USER_HZ is 100 on every Linux this runs on.
+    busy / 100.0
 }
