@@ -859,6 +859,7 @@ async fn seed_messages(
             priority: Priority::Normal,
             channels: vec!["inapp".into()],
             source: "compose".into(),
+            recipients: None,
         };
         let id = crate::messaging::notify(&mut tx, tenant_id, &actor, &notice).await?;
         let at = now - days_ago * day;

@@ -567,6 +567,7 @@ async fn message_center(url: String) {
         priority: xiaotong::messaging::Priority::Normal,
         channels: vec![],
         source: "lessons".into(),
+        recipients: None,
     };
     let messages_before = count(&s.app, Sql::new("SELECT COUNT(*) AS n FROM messages")).await;
     let mut tx = s.app.db.begin().await.unwrap();
@@ -607,6 +608,7 @@ async fn message_center(url: String) {
         priority: xiaotong::messaging::Priority::Normal,
         channels,
         source: "lessons".into(),
+        recipients: None,
     };
     let class_size = count(
         &s.app,
@@ -641,20 +643,36 @@ async fn message_center(url: String) {
             "P4",
             vec!["inapp".into(), "email".into()],
         ),
+        // The caller has read the recipients already (a check-in's
+        // parents): they are taken as given, not looked up again.
+        xiaotong::messaging::Notify {
+            recipients: Some(vec![xiaotong::messaging::audience::Recipient {
+                person_id: zhang_id,
+                via: 0,
+            }]),
+            ..notice(
+                json!({"include": [{"type": "person", "value": zhang_id, "who": "parents"}]}),
+                "P5",
+                vec![],
+            )
+        },
     ];
     let mut tx = s.app.db.begin().await.unwrap();
     let ids = xiaotong::messaging::notify_many(&mut tx, tenant_id, &actor, &batch)
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(ids.len(), 4);
+    assert_eq!(ids.len(), 5);
+    // (package, recipients, written to the inboxes at once: in-app only and
+    // at most 64 people; the others keep a frozen audience for the fan-out)
     let expected = [
-        ("P1", zhang_parents),
-        ("P2", class_size - 1),
-        ("P3", 0),
-        ("P4", zhang_parents),
+        ("P1", zhang_parents, true),
+        ("P2", class_size - 1, class_size - 1 <= 64),
+        ("P3", 0, true),
+        ("P4", zhang_parents, false),
+        ("P5", 1, true),
     ];
-    for (id, (package, recipients)) in ids.iter().zip(expected) {
+    for (id, (package, recipients, at_once)) in ids.iter().zip(expected) {
         let row = s
             .app
             .db
@@ -676,10 +694,33 @@ async fn message_center(url: String) {
                     .bind(*id)
             )
             .await,
-            1,
-            "{package}'s audience is frozen"
+            if at_once { 0 } else { 1 },
+            "{package}'s audience is frozen for its fan-out, and only then"
         );
+        if at_once {
+            assert_eq!(
+                count(
+                    &s.app,
+                    Sql::new("SELECT COUNT(*) AS n FROM inbox WHERE message_id = ?").bind(*id)
+                )
+                .await,
+                recipients,
+                "{package} is in its recipients' inboxes at once"
+            );
+        }
     }
+    let p5_reader: i64 = s
+        .app
+        .db
+        .fetch_one(&Sql::new("SELECT person_id FROM inbox WHERE message_id = ?").bind(ids[4]))
+        .await
+        .unwrap()
+        .i64("person_id")
+        .unwrap();
+    assert_eq!(
+        p5_reader, zhang_id,
+        "the recipients given, not the audience's"
+    );
     // Resolving many audiences at once finds who resolving each finds.
     let classmates: Vec<i64> = s
         .app

@@ -98,6 +98,7 @@ async fn crash_and_restart(url: String) {
         priority: xiaotong::messaging::Priority::Normal,
         channels: vec!["inapp".into(), "email".into()],
         source: "test".into(),
+        recipients: None,
     };
     let actor = xiaotong::auth::model::Actor::system(tenant, "test");
     let mid = xiaotong::messaging::notify(&mut tx, tenant, &actor, &notice)

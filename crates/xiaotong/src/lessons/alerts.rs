@@ -129,7 +129,7 @@ pub(super) async fn tell_parents(
 /// through the message center (the parents' inboxes, and whatever channels
 /// the tenant set for `lessons.notice`), and one `lesson_notices` row per
 /// parent; `job` is the job that records them, if any. Students without
-/// parents are skipped.
+/// active parents are skipped.
 pub(super) async fn write_notices(
     tx: &mut Tx,
     tenant_id: i64,
@@ -176,6 +176,16 @@ pub(super) async fn write_notices(
             priority: crate::messaging::Priority::Normal,
             channels: vec![],
             source: "lessons".into(),
+            // Just read above: the message center need not look them up again.
+            recipients: Some(
+                parents
+                    .iter()
+                    .map(|&parent| crate::messaging::audience::Recipient {
+                        person_id: parent,
+                        via: student_id,
+                    })
+                    .collect(),
+            ),
         });
         let kind = item["kind"].as_str().unwrap_or("").to_string();
         let payload = item.to_string();

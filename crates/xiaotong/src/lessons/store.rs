@@ -948,8 +948,9 @@ pub async fn sheet_rows(
         .collect()
 }
 
-/// The parents of several students, with each student's name:
-/// (student, student's name, parent), for their notices.
+/// The active parents of several active students, with each student's name:
+/// (student, student's name, parent), for their notices. The same people
+/// the message center's audience "the parents of this student" names.
 pub async fn guardians_named(
     tx: &mut Tx,
     tenant_id: i64,
@@ -960,7 +961,8 @@ pub async fn guardians_named(
     }
     let mut sql = Sql::new(
         "SELECT g.student_id, p.name, g.parent_id FROM guardianships g \
-         JOIN people p ON p.id = g.student_id AND p.tenant_id = g.tenant_id \
+         JOIN people p ON p.id = g.student_id AND p.tenant_id = g.tenant_id AND p.active = 1 \
+         JOIN people pp ON pp.id = g.parent_id AND pp.active = 1 \
          WHERE g.tenant_id = ? AND g.student_id IN ",
     )
     .bind(tenant_id);

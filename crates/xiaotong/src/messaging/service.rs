@@ -511,21 +511,19 @@ async fn publish_now(tx: &mut Tx, row: &MessageRow, allow_empty: bool) -> Result
     Ok(n)
 }
 
-/// Freeze the audiences of messages of one tenant being published, and
-/// either write their inboxes at once (with `inline_small`, a notice to a
-/// few in-app recipients) or enqueue their fan-out: one statement for all
-/// the audiences, one for the inboxes written at once and one for the
-/// fan-out jobs.
+/// Deliver messages of one tenant being published: either write their
+/// inboxes at once (with `inline_small`, a notice to a few in-app
+/// recipients) or freeze their audiences and enqueue their fan-out: one
+/// statement for all the audiences, one for the inboxes written at once
+/// and one for the fan-out jobs.
 async fn deliver_many(
     tx: &mut Tx,
     tenant_id: i64,
     messages: &[(&MessageRow, &[audience::Recipient])],
     inline_small: bool,
 ) -> Result<()> {
-    let frozen: Vec<(i64, &[audience::Recipient])> =
-        messages.iter().map(|(m, rs)| (m.id, *rs)).collect();
-    store::insert_audiences(tx, tenant_id, &frozen).await?;
     let mut inline = Vec::new();
+    let mut frozen = Vec::new();
     let mut fanout = Vec::new();
     for (m, recipients) in messages {
         let in_app_only = m.channels.iter().all(|c| c == "inapp");
@@ -536,9 +534,13 @@ async fn deliver_many(
         {
             inline.push((m.id, *recipients));
         } else {
+            frozen.push((m.id, *recipients));
             fanout.extend(pipeline::fanout_jobs(tenant_id, m.id, recipients.len()));
         }
     }
+    // Only the fan-out reads a frozen audience back; a message written to
+    // its inboxes at once has them as its record of who got it.
+    store::insert_audiences(tx, tenant_id, &frozen).await?;
     store::insert_inboxes(tx, tenant_id, &inline).await?;
     jobs::enqueue_many(tx, &fanout).await?;
     Ok(())
@@ -1770,6 +1772,9 @@ pub struct Notify {
     pub channels: Vec<String>,
     /// Module that sends it, e.g. `lessons`.
     pub source: String,
+    /// The audience's people, when the caller has just read them in the same
+    /// transaction (a check-in's parents); `None` resolves the audience here.
+    pub recipients: Option<Vec<audience::Recipient>>,
 }
 
 /// Built-in templates other modules rely on; a tenant's template with the
@@ -1843,8 +1848,21 @@ pub async fn notify_many(
         };
         templates.insert(n.template.as_str(), resolved);
     }
-    let audiences: Vec<&Audience> = notices.iter().map(|n| &n.audience).collect();
-    let recipients = audience::resolve_many(&mut Exec::Tx(tx), tenant_id, &audiences).await?;
+    let unresolved: Vec<&Audience> = notices
+        .iter()
+        .filter(|n| n.recipients.is_none())
+        .map(|n| &n.audience)
+        .collect();
+    let mut resolved = audience::resolve_many(&mut Exec::Tx(tx), tenant_id, &unresolved)
+        .await?
+        .into_iter();
+    let recipients: Vec<Vec<audience::Recipient>> = notices
+        .iter()
+        .map(|n| match &n.recipients {
+            Some(known) => known.clone(),
+            None => resolved.next().unwrap_or_default(),
+        })
+        .collect();
     let now = now_ms();
     let mut rows: Vec<MessageRow> = notices
         .iter()
