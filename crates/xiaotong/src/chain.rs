@@ -99,13 +99,6 @@ pub async fn advance_chains(tx: &mut Tx, heads: &[(String, i64, String)]) -> Res
     if heads.is_empty() {
         return Ok(());
     }
-    tx.execute(&advance_statement(heads)).await?;
-    Ok(())
-}
-
-/// The statement [`advance_chains`] runs, for a caller that sends it
-/// together with its entries (a PostgreSQL `WITH`).
-pub fn advance_statement(heads: &[(String, i64, String)]) -> Sql {
     let mut sql = Sql::new("UPDATE chain_heads SET seq = CASE chain");
     for (chain, seq, _) in heads {
         sql.push_bind(" WHEN ?", chain.as_str())
@@ -118,7 +111,8 @@ pub fn advance_statement(heads: &[(String, i64, String)]) -> Sql {
     }
     sql.push(" END WHERE chain IN ");
     sql.push_in(heads.iter().map(|h| h.0.clone()));
-    sql
+    tx.execute(&sql).await?;
+    Ok(())
 }
 
 /// One stored entry as read back for verification.

@@ -197,12 +197,7 @@ pub async fn post_dated(
     // transaction's length does not grow with the number of chains.
     let names: Vec<String> = by_chain.keys().map(|c| chain_name(tenant_id, *c)).collect();
     let links = chain::claim_chains(tx, &names).await?;
-    let postgres = tx.backend() == crate::db::Backend::Postgres;
-    // Rows per statement: 100 rows of 19 values stay under every backend's
-    // limit on bound parameters; PostgreSQL takes 65,535, so a whole class.
-    let rows_per_statement = if postgres { 2000 } else { 100 };
     const INSERT: &str = "INSERT INTO ledger_entries (tenant_id, chain_no, seq, at, day, account_id, student_id, kind, amount, value_fen, balance_after_enc, ref, session_id, teacher_id, course_id, campus_id, actor_id, prev_hash, hash) VALUES ";
-    let mut statements = vec![];
     let mut sql = Sql::new(INSERT);
     let mut in_sql = 0;
     let mut heads = Vec::with_capacity(names.len());
@@ -242,8 +237,10 @@ pub async fn post_dated(
                 .push_bind(", ?", prev.clone())
                 .push_bind(", ?)", hash.clone());
             in_sql += 1;
-            if in_sql == rows_per_statement {
-                statements.push(std::mem::replace(&mut sql, Sql::new(INSERT)));
+            // 100 rows of 19 values stay under every backend's parameter limit.
+            if in_sql == 100 {
+                tx.execute(&std::mem::replace(&mut sql, Sql::new(INSERT)))
+                    .await?;
                 in_sql = 0;
             }
             out[*i] = (*chain_no, seq);
@@ -260,7 +257,7 @@ pub async fn post_dated(
         heads.push((name, seq - 1, prev));
     }
     if in_sql > 0 {
-        statements.push(sql);
+        tx.execute(&sql).await?;
     }
     if !daily.is_empty() {
         let values = vec!["(?, ?, ?, ?, ?, ?)"; daily.len()].join(", ");
@@ -281,30 +278,9 @@ pub async fn post_dated(
                 .bind(value)
                 .bind(n);
         }
-        statements.push(sql);
+        tx.execute(&sql).await?;
     }
-    statements.push(chain::advance_statement(&heads));
-    if postgres {
-        // From here to the commit, the transaction holds the chain heads'
-        // locks, which every other check-in of the tenant waits for: on
-        // PostgreSQL the writes go as one statement (data-modifying `WITH`
-        // parts run once each, whatever the outer statement reads), one
-        // round trip instead of three.
-        let last = statements.pop().unwrap_or_else(|| Sql::new(""));
-        let mut joined = Sql::new("");
-        for (k, part) in statements.iter().enumerate() {
-            joined.push(if k == 0 { "WITH " } else { ", " });
-            joined.push(&format!("w{k} AS ("));
-            joined.append(part);
-            joined.push(") ");
-        }
-        joined.append(&last);
-        tx.execute(&joined).await?;
-    } else {
-        for sql in &statements {
-            tx.execute(sql).await?;
-        }
-    }
+    chain::advance_chains(tx, &heads).await?;
     Ok(out)
 }
 
