@@ -833,13 +833,49 @@ async fn concurrent_class_singles(url: String) {
         .unwrap()
         .i64("parent_id")
         .unwrap();
+    // A second parent of the first sibling, whose account was deactivated:
+    // no notice for them.
+    let mut tx = fx.server.app.db.begin().await.unwrap();
+    insert_people(
+        &mut tx,
+        fx.tenant_id,
+        &[PersonRecord {
+            kind: "parent".into(),
+            number: Some("GONE00001".into()),
+            name: "已停用家长".into(),
+            ..PersonRecord::default()
+        }],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let gone: i64 = fx
+        .server
+        .app
+        .db
+        .fetch_one(
+            &Sql::new("SELECT id FROM people WHERE tenant_id = ? AND number = 'GONE00001'")
+                .bind(fx.tenant_id),
+        )
+        .await
+        .unwrap()
+        .i64("id")
+        .unwrap();
     let mut tx = fx.server.app.db.begin().await.unwrap();
     for st in siblings {
         link_guardian(&mut tx, fx.tenant_id, parent_id, st)
             .await
             .unwrap();
     }
+    link_guardian(&mut tx, fx.tenant_id, gone, siblings[0])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
+    let r = fx
+        .admin
+        .post(&format!("/api/v1/people/{gone}/deactivate"), json!({}))
+        .await;
+    assert!(r.status().is_success(), "deactivate: {}", r.status());
     for round in 0..2 {
         let mut handles = vec![];
         // Among them, requests the group's writer must refuse one by one:
@@ -981,6 +1017,17 @@ async fn concurrent_class_singles(url: String) {
         [siblings[0], siblings[0], siblings[1], siblings[1]],
         "one notice per child and lesson, none for the refused one"
     );
+    for table in ["lesson_notices WHERE parent_id", "inbox WHERE person_id"] {
+        assert_eq!(
+            count(
+                &fx.server.app,
+                Sql::new(format!("SELECT COUNT(*) AS n FROM {table} = ?")).bind(gone)
+            )
+            .await,
+            0,
+            "nothing for a deactivated parent in {table}"
+        );
+    }
     fx.verify_ok().await;
     fx.server.stop().await;
 }
