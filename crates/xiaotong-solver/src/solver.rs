@@ -7,6 +7,7 @@ use crate::state::{Cost, State};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1416,6 +1417,88 @@ fn pair_breaks(p: &Problem, gc: &GroupCon, a: usize, sa: u16, b: usize, sb: u16)
     }
 }
 
+/// What keeps an unplaced activity out of each start its time constraints
+/// allow, in the timetable as it stands: the teachers' and students' other
+/// lessons, hard constraints with activities already placed, full rooms.
+/// The reasons are counted by the starts they block, most first.
+fn why_unplaced(model: &Model, st: &State, a: usize) -> String {
+    let p = st.p;
+    let act = &p.acts[a];
+    let mut blocked: BTreeMap<String, usize> = BTreeMap::new();
+    let mut clear = 0;
+    for &s in &act.starts {
+        let s = s as usize;
+        let span = s..s + act.dur;
+        let mut here = BTreeSet::new();
+        for &r in &act.res {
+            if span.clone().any(|x| st.res_occ(r, x) > 0) {
+                let who = if (r as usize) < p.n_teachers {
+                    format!("teacher {}", model.teachers[r as usize].name)
+                } else {
+                    format!("students {}", model.atoms[r as usize - p.n_teachers])
+                };
+                here.insert(format!("{who}'s other lessons"));
+            }
+        }
+        for &g in &p.act_groups[a] {
+            let gc = &p.groups[g as usize];
+            if !gc.hard {
+                continue;
+            }
+            for &b in &gc.acts {
+                if b != a && st.start[b] != NONE && pair_breaks(p, gc, a, s as u16, b, st.start[b])
+                {
+                    here.insert(format!(
+                        "\"{}\" with {}",
+                        model.constraints[gc.source].kind.name(),
+                        model.activity_label(b)
+                    ));
+                }
+            }
+        }
+        if act.needs_room
+            && !act.rooms.is_empty()
+            && act
+                .rooms
+                .iter()
+                .all(|&r| span.clone().any(|x| st.room_occ(r, x) > 0))
+        {
+            here.insert("every room it may use taken".to_string());
+        }
+        if here.is_empty() {
+            clear += 1;
+        }
+        for reason in here {
+            *blocked.entry(reason).or_default() += 1;
+        }
+    }
+    let mut reasons: Vec<(String, usize)> = blocked.into_iter().collect();
+    reasons.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    let n = act.starts.len();
+    let mut text =
+        format!("{n} start(s) are left by its time constraints and its teachers' and students' availability");
+    if n == 0 {
+        return text;
+    }
+    let shown: Vec<String> = reasons
+        .iter()
+        .take(4)
+        .map(|(reason, k)| format!("{reason} ({k})"))
+        .collect();
+    if !shown.is_empty() {
+        text.push_str(&format!("; what blocks them: {}", shown.join(", ")));
+    }
+    if reasons.len() > 4 {
+        text.push_str(&format!(" and {} more", reasons.len() - 4));
+    }
+    if clear > 0 {
+        text.push_str(&format!(
+            "; {clear} clash with nothing but would break another hard limit (hours per day, gaps, days per week)"
+        ));
+    }
+    text
+}
+
 /// Describe the hard violations of a timetable in words.
 pub fn explain(model: &Model, st: &State) -> Vec<String> {
     let p = st.p;
@@ -1429,10 +1512,20 @@ pub fn explain(model: &Model, st: &State) -> Vec<String> {
             format!("students {}", model.atoms[r - p.n_teachers])
         }
     };
+    let mut res_acts = vec![Vec::new(); p.n_res];
+    for (a, act) in p.acts.iter().enumerate() {
+        for &r in &act.res {
+            res_acts[r as usize].push(a);
+        }
+    }
     for (a, act) in p.acts.iter().enumerate() {
         let s = st.start[a];
         if s == NONE {
-            out.push(format!("{} is not placed", label(a)));
+            out.push(format!(
+                "{} is not placed: {}",
+                label(a),
+                why_unplaced(model, st, a)
+            ));
             continue;
         }
         if !act.allowed[s as usize] {
@@ -1444,12 +1537,6 @@ pub fn explain(model: &Model, st: &State) -> Vec<String> {
         }
         if st.room[a] == NONE && act.needs_room {
             out.push(format!("{} has no room", label(a)));
-        }
-    }
-    let mut res_acts = vec![Vec::new(); p.n_res];
-    for (a, act) in p.acts.iter().enumerate() {
-        for &r in &act.res {
-            res_acts[r as usize].push(a);
         }
     }
     for r in 0..p.n_res {

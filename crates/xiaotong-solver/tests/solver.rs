@@ -410,6 +410,15 @@ fn infeasible_is_explained() {
         "{:?}",
         r.explanation
     );
+    // The lesson left out is told why each of Smith's three free periods
+    // is no good: his other lessons are there.
+    assert!(
+        r.explanation.iter().any(|l| l.contains("is not placed")
+            && l.contains("3 start(s) are left")
+            && l.contains("teacher Smith's other lessons (3)")),
+        "{:?}",
+        r.explanation
+    );
 }
 
 #[test]
