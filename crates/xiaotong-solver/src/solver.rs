@@ -1417,6 +1417,15 @@ fn pair_breaks(p: &Problem, gc: &GroupCon, a: usize, sa: u16, b: usize, sb: u16)
     }
 }
 
+/// A teacher or a student set, as a timetabler names it.
+fn resource_name(model: &Model, p: &Problem, r: usize) -> String {
+    if r < p.n_teachers {
+        format!("teacher {}", model.teachers[r].name)
+    } else {
+        format!("students {}", model.atoms[r - p.n_teachers])
+    }
+}
+
 /// What keeps an unplaced activity out of each start its time constraints
 /// allow, in the timetable as it stands: the teachers' and students' other
 /// lessons, hard constraints with activities already placed, full rooms.
@@ -1432,12 +1441,10 @@ fn why_unplaced(model: &Model, st: &State, a: usize) -> String {
         let mut here = BTreeSet::new();
         for &r in &act.res {
             if span.clone().any(|x| st.res_occ(r, x) > 0) {
-                let who = if (r as usize) < p.n_teachers {
-                    format!("teacher {}", model.teachers[r as usize].name)
-                } else {
-                    format!("students {}", model.atoms[r as usize - p.n_teachers])
-                };
-                here.insert(format!("{who}'s other lessons"));
+                here.insert(format!(
+                    "{}'s other lessons",
+                    resource_name(model, p, r as usize)
+                ));
             }
         }
         for &g in &p.act_groups[a] {
@@ -1505,19 +1512,7 @@ pub fn explain(model: &Model, st: &State) -> Vec<String> {
     let mut out = Vec::new();
     let label = |a: usize| model.activity_label(a);
     let slot_label = |s: usize| model.slot_label((s / p.periods, s % p.periods));
-    let res_name = |r: usize| {
-        if r < p.n_teachers {
-            format!("teacher {}", model.teachers[r].name)
-        } else {
-            format!("students {}", model.atoms[r - p.n_teachers])
-        }
-    };
-    let mut res_acts = vec![Vec::new(); p.n_res];
-    for (a, act) in p.acts.iter().enumerate() {
-        for &r in &act.res {
-            res_acts[r as usize].push(a);
-        }
-    }
+    let res_name = |r: usize| resource_name(model, p, r);
     for (a, act) in p.acts.iter().enumerate() {
         let s = st.start[a];
         if s == NONE {
@@ -1537,6 +1532,12 @@ pub fn explain(model: &Model, st: &State) -> Vec<String> {
         }
         if st.room[a] == NONE && act.needs_room {
             out.push(format!("{} has no room", label(a)));
+        }
+    }
+    let mut res_acts = vec![Vec::new(); p.n_res];
+    for (a, act) in p.acts.iter().enumerate() {
+        for &r in &act.res {
+            res_acts[r as usize].push(a);
         }
     }
     for r in 0..p.n_res {
