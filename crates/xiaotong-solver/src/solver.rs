@@ -1,5 +1,7 @@
-//! Construction by difficulty ordering, then tabu search on hard violations
-//! and late-acceptance hill climbing on the soft cost.
+//! Construction by difficulty ordering, then a portfolio of searches on the
+//! hard violations (conflict-directed ejection; FET's recursive swapping;
+//! simulated annealing; tabu search), then late-acceptance hill climbing on
+//! the soft cost.
 
 use crate::model::{ConstraintKind, Model, Solution, Weight};
 use crate::problem::{GKind, GroupCon, Problem, RKind, Relaxation, NONE};
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 type Moves = Vec<(usize, u16, u16)>;
 
 const HARD_WEIGHT: i64 = 1_000_000_000;
+/// Per mille probability of accepting a worsening move in the tabu search.
+const TABU_NOISE: u32 = 30;
 /// Cost of taking out a unit per earlier time it was taken out of the same
 /// start (ejection search): below one hard violation, above any soft cost.
 const EJECT_PENALTY: i64 = 1_000_000;
@@ -483,7 +487,12 @@ fn worker(
             .unwrap_or(shared.deadline);
         let mut search = Search::new(p, &mut rng, thread, shared, opts);
         match &current {
-            Some(sol) => load(&mut search.st, model, sol),
+            Some(sol) => {
+                load(&mut search.st, model, sol);
+                if search.chain {
+                    search.eject_violating();
+                }
+            }
             None => search.construct(),
         }
         search.run(stage_end, &mut out.iterations);
@@ -524,10 +533,6 @@ struct Search<'p, 'r, 's> {
     res_acts: Vec<Vec<usize>>,
     moves: Vec<(usize, u16, u16)>,
     undo: Vec<(usize, u16, u16)>,
-    /// Per mille probability of accepting a worsening move in the hard phase.
-    noise: u32,
-    /// Whether the soft cost breaks ties in the hard phase.
-    soft_in_hard: bool,
     /// Hard phase by simulated annealing instead of min-conflicts tabu search.
     anneal: bool,
     /// Hard phase by conflict-directed ejection (FET's and IFS's way): the
@@ -535,6 +540,26 @@ struct Search<'p, 'r, 's> {
     /// start and the units it clashes with are taken out.
     eject: bool,
     conflicts: Vec<usize>,
+    /// Per unit: its place in the difficulty order of the recursive search
+    /// (lower first); a unit that could not be placed moves before the
+    /// units it took out.
+    prio: Vec<i64>,
+    /// Units moved in the current recursive search (not to be taken out again).
+    in_chain: Vec<bool>,
+    /// Hard phase by FET's recursive swapping first, conflict-directed
+    /// ejection when that fails (thread mode of `eject`).
+    chain: bool,
+    /// Calls of the recursive search per unit placed.
+    chain_budget: u32,
+    /// Per unit: whether a start free of conflicts (`conflicts_at`) can
+    /// still break a hard constraint (one on a resource, or a group
+    /// constraint that is not pairwise).
+    needs_check: Vec<bool>,
+    /// End of the current run.
+    until: Instant,
+    chain_marked: Vec<usize>,
+    /// Earlier positions of the activities the recursive search moved.
+    log: Moves,
     /// How often each unit was taken out of each start (unit × slot).
     ejected: Vec<u32>,
     temperature: f64,
@@ -574,14 +599,50 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             moves: Vec::new(),
             undo: Vec::new(),
             // Portfolio: threads cycle through tunings of the hard phase
-            // (conflict-directed ejection, simulated annealing, min-conflicts
-            // tabu search on hard violations only, min-conflicts tabu search
-            // with soft tie-breaking).
-            noise: if thread % 4 == 2 { 10 } else { 30 },
-            soft_in_hard: thread % 4 != 2,
-            anneal: thread % 4 == 1,
-            eject: thread % 4 == 0,
+            // (conflict-directed ejection, FET's recursive swapping with
+            // ejection as its fallback, simulated annealing, min-conflicts
+            // tabu search with soft tie-breaking). The first two solve
+            // different files of FET's examples (docs/benchmarks.md).
+            anneal: thread % 4 == 2,
+            eject: thread % 4 <= 1,
             conflicts: Vec::new(),
+            prio: {
+                let mut prio = vec![0i64; p.units.len()];
+                for (i, u) in difficulty_order(p, None).into_iter().enumerate() {
+                    prio[u] = i as i64 * 16;
+                }
+                prio
+            },
+            in_chain: vec![false; p.units.len()],
+            chain: thread % 4 == 1,
+            // FET's limit of calls per activity placed.
+            chain_budget: 1000,
+            chain_marked: Vec::new(),
+            needs_check: (0..p.units.len())
+                .map(|u| {
+                    p.units[u].iter().any(|&a| {
+                        p.acts[a].needs_room && p.acts[a].rooms.is_empty()
+                            || p.acts[a].res.iter().any(|&r| {
+                                p.res_rcons[r as usize]
+                                    .iter()
+                                    .any(|&ci| p.rcons[ci as usize].hard)
+                            })
+                            || p.act_groups[a].iter().any(|&g| {
+                                let gc = &p.groups[g as usize];
+                                gc.hard
+                                    && !matches!(
+                                        gc.kind,
+                                        GKind::MinDays { .. }
+                                            | GKind::NotOverlapping
+                                            | GKind::Consecutive
+                                            | GKind::SameStart
+                                    )
+                            })
+                    })
+                })
+                .collect(),
+            until: Instant::now(),
+            log: Vec::new(),
             ejected: vec![0; p.units.len() * p.slots],
             temperature: 1.0,
             sa_since_improve: 0,
@@ -682,36 +743,12 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
     /// Place every unit, hardest first, at its cheapest start.
     fn construct(&mut self) {
         let p = self.p;
-        let mut load = vec![0usize; p.n_res];
-        for act in &p.acts {
-            for &r in &act.res {
-                load[r as usize] += act.dur;
-            }
+        if self.chain {
+            // The recursive search places every unit itself, from nothing,
+            // as FET does (a greedy start left it far more to undo).
+            return;
         }
-        let mut order: Vec<usize> = (0..p.units.len()).collect();
-        order.shuffle(self.rng);
-        let key = |u: usize| {
-            let members = &p.units[u];
-            let l: usize = members
-                .iter()
-                .flat_map(|&a| p.acts[a].res.iter().map(|&r| load[r as usize]))
-                .max()
-                .unwrap_or(0);
-            let dur: usize = members.iter().map(|&a| p.acts[a].dur).sum();
-            let rooms = members
-                .iter()
-                .map(|&a| p.acts[a].rooms.len())
-                .filter(|&n| n > 0)
-                .min()
-                .unwrap_or(usize::MAX);
-            // Fewer possible starts and rooms first, then busier resources, then longer.
-            (
-                p.unit_starts[u].len().min(rooms.saturating_mul(4)),
-                usize::MAX - l,
-                usize::MAX - dur,
-            )
-        };
-        order.sort_by_key(|&u| key(u));
+        let order = difficulty_order(p, Some(&mut *self.rng));
         for u in order {
             let starts = p.unit_starts[u].clone();
             let mut best: Option<(i64, Moves)> = None;
@@ -740,6 +777,34 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         }
         if self.eject {
             self.eject_clashes();
+        }
+    }
+
+    /// Take out units in hard violations until none is left, so that the
+    /// recursive search starts from a timetable that breaks nothing.
+    fn eject_violating(&mut self) {
+        let p = self.p;
+        for _ in 0..8 {
+            if self.st.hard == 0 {
+                return;
+            }
+            let mut order: Vec<usize> = (0..p.units.len()).collect();
+            order.shuffle(self.rng);
+            for u in order {
+                if self.st.hard == 0 {
+                    return;
+                }
+                let placed = self.st.start[p.units[u][0]] != NONE;
+                if placed && p.units[u].iter().any(|&a| self.st.in_hard_violation(a)) {
+                    self.moves.clear();
+                    for &a in &p.units[u] {
+                        self.moves.push((a, NONE, NONE));
+                    }
+                    let mv = std::mem::take(&mut self.moves);
+                    self.st.apply(&mv);
+                    self.moves = mv;
+                }
+            }
         }
     }
 
@@ -850,13 +915,223 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         }
     }
 
+    /// The units to take out so that unit `u` can start at `s` (into
+    /// `self.conflicts`): those it would clash with (teachers, students,
+    /// rooms), those it would break a hard pairwise constraint with (min
+    /// days, not overlapping, consecutive), and those that make a hard "max
+    /// days per week" full. Returns the unit's own placement.
+    fn conflicts_at(&mut self, u: usize, s: u16) -> Moves {
+        let p = self.p;
+        self.conflicts.clear();
+        for &a in &p.units[u] {
+            let (sa, ea) = (s as usize, s as usize + p.acts[a].dur);
+            for &r in &p.acts[a].res {
+                // The occupant index answers when one activity is there.
+                let mut scan = false;
+                for x in sa..ea {
+                    if self.st.res_occ(r, x) == 0 {
+                        continue;
+                    }
+                    match self.st.res_who(r, x) {
+                        Some(b) => {
+                            let v = p.act_unit[b];
+                            if v != u && !self.conflicts.contains(&v) {
+                                self.conflicts.push(v);
+                            }
+                        }
+                        None => {
+                            scan = true;
+                            break;
+                        }
+                    }
+                }
+                if !scan {
+                    continue;
+                }
+                for &b in &self.res_acts[r as usize] {
+                    let sb = self.st.start[b];
+                    if sb == NONE {
+                        continue;
+                    }
+                    let (sb, eb) = (sb as usize, sb as usize + p.acts[b].dur);
+                    if sb < ea && sa < eb {
+                        let v = p.act_unit[b];
+                        if v != u && !self.conflicts.contains(&v) {
+                            self.conflicts.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        // Units that break a hard pairwise constraint (min days, same
+        // day consecutive, not overlapping, consecutive) with u at s.
+        for &a in &p.units[u] {
+            for &g in &p.act_groups[a] {
+                let gc = &p.groups[g as usize];
+                if !gc.hard || gc.kind == GKind::SameDayConsecutive {
+                    continue;
+                }
+                for &b in &gc.acts {
+                    let sb = self.st.start[b];
+                    if b == a || sb == NONE {
+                        continue;
+                    }
+                    let v = p.act_unit[b];
+                    if v != u && !self.conflicts.contains(&v) && pair_breaks(p, gc, a, s, b, sb) {
+                        self.conflicts.push(v);
+                    }
+                }
+            }
+        }
+        self.max_days_conflicts(u, s);
+        let mut placed: Moves = Vec::new();
+        let mut taken: Vec<u16> = Vec::new();
+        for i in 0..p.units[u].len() {
+            let a = p.units[u][i];
+            let r = self.pick_room(a, s, &taken);
+            if r != NONE {
+                taken.push(r);
+                self.room_conflicts(u, a, s, r);
+            }
+            placed.push((a, s, r));
+        }
+        placed
+    }
+
+    /// FET's recursive swapping: put unit `u` at a start where the units in
+    /// its way can themselves be placed again, recursively (depth first,
+    /// starts with fewer units in the way first), within `budget` calls.
+    /// Starts that would add any other hard violation are not tried. On
+    /// failure the timetable is as it was.
+    fn chain_place(&mut self, u: usize, level: usize, budget: &mut u32) -> bool {
+        const LEVEL_LIMIT: usize = 14;
+        if level > LEVEL_LIMIT || *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        if *budget % 32 == 0 && (Instant::now() >= self.until || self.shared.stop()) {
+            *budget = 0;
+            return false;
+        }
+        let p = self.p;
+        let base_hard = self.st.hard;
+        let mut cands: Vec<(usize, u32, Moves, Vec<usize>)> = Vec::new();
+        for i in 0..p.unit_starts[u].len() {
+            let s = p.unit_starts[u][i];
+            let placed = self.conflicts_at(u, s);
+            if self.conflicts.iter().any(|&v| self.in_chain[v]) {
+                continue;
+            }
+            self.moves.clear();
+            for &v in &self.conflicts {
+                for &b in &p.units[v] {
+                    self.moves.push((b, NONE, NONE));
+                }
+            }
+            // The conflicts cover clashes and pairwise constraints; other
+            // hard constraints need the move tried.
+            let ok = if self.needs_check[u] {
+                self.moves.extend_from_slice(&placed);
+                self.try_moves();
+                let ok = self.st.hard <= base_hard;
+                self.revert();
+                ok
+            } else {
+                true
+            };
+            if ok {
+                let key = self.rng.gen();
+                cands.push((self.conflicts.len(), key, placed, self.conflicts.clone()));
+            }
+        }
+        cands.sort_unstable_by_key(|c| (c.0, c.1));
+        for (_, _, placed, confl) in cands {
+            let mark = self.log.len();
+            let mut mv: Moves = Vec::with_capacity(placed.len() + confl.len());
+            for &v in &confl {
+                for &b in &p.units[v] {
+                    mv.push((b, NONE, NONE));
+                }
+            }
+            mv.extend_from_slice(&placed);
+            for &(a, _, _) in &mv {
+                self.log.push((a, self.st.start[a], self.st.room[a]));
+            }
+            self.st.apply(&mv);
+            if confl.is_empty() {
+                return true;
+            }
+            for &v in &confl {
+                self.in_chain[v] = true;
+                self.chain_marked.push(v);
+            }
+            let mut order = confl.clone();
+            order.sort_by_key(|&v| self.prio[v]);
+            let mut ok = true;
+            for v in order {
+                if !self.chain_place(v, level + 1, budget) {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                return true;
+            }
+            for &v in &confl {
+                self.in_chain[v] = false;
+            }
+            self.restore(mark);
+            if *budget == 0 {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Put every activity the recursive search moved since `mark` back.
+    fn restore(&mut self, mark: usize) {
+        let mut tail: Vec<(usize, (usize, u16, u16))> =
+            self.log.drain(mark..).enumerate().collect();
+        // The oldest entry of each activity is where it was at `mark`.
+        tail.sort_unstable_by_key(|&(i, (a, _, _))| (a, i));
+        tail.dedup_by_key(|(_, (a, _, _))| *a);
+        let back: Moves = tail.into_iter().map(|(_, m)| m).collect();
+        self.st.apply(&back);
+    }
+
     /// One step of conflict-directed ejection.
     fn eject_step(&mut self, iter: u64) {
         let p = self.p;
         let n_units = p.units.len();
-        // An unplaced unit, found by sampling, else by a scan.
+        // The hardest unplaced unit for the recursive search; else an
+        // unplaced unit, found by sampling, else by a scan.
         let mut u = usize::MAX;
+        if self.chain {
+            let mut best = i64::MAX;
+            for v in 0..n_units {
+                if self.st.start[p.units[v][0]] == NONE && self.prio[v] < best {
+                    best = self.prio[v];
+                    u = v;
+                }
+            }
+            if u != usize::MAX {
+                let mut budget = self.chain_budget;
+                self.in_chain[u] = true;
+                self.chain_marked.push(u);
+                self.log.clear();
+                let placed = self.chain_place(u, 0, &mut budget);
+                for v in self.chain_marked.drain(..) {
+                    self.in_chain[v] = false;
+                }
+                if placed {
+                    return;
+                }
+            }
+        }
         for _ in 0..20 {
+            if u != usize::MAX {
+                break;
+            }
             let v = self.rng.gen_range(0..n_units);
             if self.st.start[p.units[v][0]] == NONE {
                 u = v;
@@ -895,103 +1170,88 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let off = self.rng.gen_range(0..n);
         let step = if n > sample { n / sample } else { 1 };
         let best_hard = self.best.hard;
+        let base_hard = self.st.hard;
         let mut chosen: Option<(i64, Moves)> = None;
         let mut ties = 0u32;
-        let mut k = 0;
-        while k < n.min(sample * step) {
-            let s = starts[(off + k) % n];
-            k += step;
-            // Units clashing with u at s.
-            self.conflicts.clear();
-            for &a in &p.units[u] {
-                let (sa, ea) = (s as usize, s as usize + p.acts[a].dur);
-                for &r in &p.acts[a].res {
-                    for &b in &self.res_acts[r as usize] {
-                        let sb = self.st.start[b];
-                        if sb == NONE {
-                            continue;
-                        }
-                        let (sb, eb) = (sb as usize, sb as usize + p.acts[b].dur);
-                        if sb < ea && sa < eb {
-                            let v = p.act_unit[b];
-                            if v != u && !self.conflicts.contains(&v) {
-                                self.conflicts.push(v);
-                            }
-                        }
+        // With the recursive search, first only the starts that break
+        // nothing but take units out (the timetable stays free of hard
+        // violations), as FET does; any start when there is none.
+        for strict in [self.chain, false] {
+            let mut k = 0;
+            while k < n.min(sample * step) {
+                let s = starts[(off + k) % n];
+                k += step;
+                let placed = self.conflicts_at(u, s);
+                self.moves.clear();
+                for &v in &self.conflicts {
+                    for &b in &p.units[v] {
+                        self.moves.push((b, NONE, NONE));
                     }
                 }
-            }
-            // Units that break a hard pairwise constraint (min days, same
-            // day consecutive, not overlapping, consecutive) with u at s.
-            for &a in &p.units[u] {
-                for &g in &p.act_groups[a] {
-                    let gc = &p.groups[g as usize];
-                    if !gc.hard || gc.kind == GKind::SameDayConsecutive {
+                self.moves.extend_from_slice(&placed);
+                // Prefer taking out units that were rarely taken out from there.
+                let (mut penalty, mut least) = (0i64, i64::MAX);
+                for &v in &self.conflicts {
+                    let sv = self.st.start[p.units[v][0]] as usize;
+                    let e = self.ejected[v * p.slots + sv] as i64;
+                    penalty += e;
+                    least = least.min(e);
+                }
+                // Without other hard constraints to break, a strict start
+                // needs no trial.
+                let (c, placed_hard) = if strict && !self.needs_check[u] {
+                    (Cost::default(), base_hard)
+                } else {
+                    let c = self.try_moves();
+                    let placed_hard = self.st.hard;
+                    self.revert();
+                    (c, placed_hard)
+                };
+                let sc = if strict {
+                    if placed_hard > base_hard {
                         continue;
                     }
-                    for &b in &gc.acts {
-                        let sb = self.st.start[b];
-                        if b == a || sb == NONE {
-                            continue;
-                        }
-                        let v = p.act_unit[b];
-                        if v != u && !self.conflicts.contains(&v) && pair_breaks(p, gc, a, s, b, sb)
-                        {
-                            self.conflicts.push(v);
+                    // FET's order: the least taken-out unit, then the
+                    // total, then the number of units taken out.
+                    (least.min(1 << 20) << 40)
+                        .saturating_add(penalty.min(1 << 19) << 20)
+                        .saturating_add(self.conflicts.len() as i64)
+                } else {
+                    let is_tabu = self.tabu[u * p.slots + s as usize] > iter;
+                    if is_tabu && c.hard >= best_hard {
+                        continue;
+                    }
+                    scalar(c).saturating_add(penalty.saturating_mul(EJECT_PENALTY))
+                };
+                match &chosen {
+                    Some((b, _)) if sc > *b => {}
+                    Some((b, _)) if sc == *b => {
+                        ties += 1;
+                        if self.rng.gen_range(0..=ties) == 0 {
+                            chosen = Some((sc, self.moves.clone()));
                         }
                     }
-                }
-            }
-            self.max_days_conflicts(u, s);
-            let mut placed: Moves = Vec::new();
-            let mut taken: Vec<u16> = Vec::new();
-            for i in 0..p.units[u].len() {
-                let a = p.units[u][i];
-                let r = self.pick_room(a, s, &taken);
-                if r != NONE {
-                    taken.push(r);
-                    self.room_conflicts(u, a, s, r);
-                }
-                placed.push((a, s, r));
-            }
-            self.moves.clear();
-            for &v in &self.conflicts {
-                for &b in &p.units[v] {
-                    self.moves.push((b, NONE, NONE));
-                }
-            }
-            self.moves.extend_from_slice(&placed);
-            // Prefer taking out units that were rarely taken out from there.
-            let penalty: i64 = self
-                .conflicts
-                .iter()
-                .map(|&v| {
-                    let sv = self.st.start[p.units[v][0]] as usize;
-                    self.ejected[v * p.slots + sv] as i64
-                })
-                .sum();
-            let c = self.try_moves();
-            self.revert();
-            let is_tabu = self.tabu[u * p.slots + s as usize] > iter;
-            if is_tabu && c.hard >= best_hard {
-                continue;
-            }
-            let sc = scalar(c).saturating_add(penalty.saturating_mul(EJECT_PENALTY));
-            match &chosen {
-                Some((b, _)) if sc > *b => {}
-                Some((b, _)) if sc == *b => {
-                    ties += 1;
-                    if self.rng.gen_range(0..=ties) == 0 {
+                    _ => {
+                        ties = 0;
                         chosen = Some((sc, self.moves.clone()));
                     }
                 }
-                _ => {
-                    ties = 0;
-                    chosen = Some((sc, self.moves.clone()));
-                }
+            }
+            if chosen.is_some() {
+                break;
             }
         }
         let Some((_, mv)) = chosen else { return };
+        // The unit goes before the units it takes out in the order of the
+        // recursive search.
+        let first_out = mv
+            .iter()
+            .filter(|m| m.1 == NONE)
+            .map(|m| self.prio[p.act_unit[m.0]])
+            .min();
+        if let Some(f) = first_out {
+            self.prio[u] = self.prio[u].min(f - 1);
+        }
         // Ejected units may not go straight back.
         for &(b, s, _) in &mv {
             if s == NONE {
@@ -1009,6 +1269,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
     }
 
     fn run(&mut self, until: Instant, iterations: &mut u64) {
+        self.until = until;
         self.record();
         let p = self.p;
         let n_units = p.units.len();
@@ -1098,7 +1359,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                         self.st.apply(&mv);
                         self.moves = mv;
                     }
-                    if self.eject {
+                    if self.chain {
+                        self.eject_violating();
+                    } else if self.eject {
                         self.eject_clashes();
                     }
                     since_best = 0;
@@ -1206,9 +1469,8 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
 
     fn tabu_step(&mut self, iter: u64) {
         let p = self.p;
-        let hs = |c: Cost, soft: bool| if soft { scalar(c) } else { c.hard };
-        let soft_on = self.soft_in_hard;
-        let cur_cost = hs(self.st.cost(), soft_on);
+        // The soft cost breaks ties.
+        let cur_cost = scalar(self.st.cost());
         let best_hard = self.best.hard;
         let sample = 48usize;
         let mut chosen: Option<(i64, Moves)> = None;
@@ -1241,7 +1503,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                     }
                     let c = self.try_moves();
                     self.revert();
-                    let sc = hs(c, soft_on);
+                    let sc = scalar(c);
                     let is_tabu = self.tabu[u * p.slots + s as usize] > iter;
                     if is_tabu && c.hard >= best_hard {
                         continue;
@@ -1263,7 +1525,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             }
         }
         let Some((sc, mv)) = chosen else { return };
-        if sc > cur_cost && self.rng.gen_range(0..1000) >= self.noise {
+        if sc > cur_cost && self.rng.gen_range(0..1000) >= TABU_NOISE {
             return;
         }
         let units: Vec<usize> = mv.iter().map(|m| p.act_unit[m.0]).collect();
@@ -1394,6 +1656,43 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 && slot < st.start[b] as usize + p.acts[b].dur
         })
     }
+}
+
+/// Units hardest first: fewer possible starts and rooms, then busier
+/// resources, then longer; ties in random order when `rng` is given.
+fn difficulty_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
+    let mut load = vec![0usize; p.n_res];
+    for act in &p.acts {
+        for &r in &act.res {
+            load[r as usize] += act.dur;
+        }
+    }
+    let mut order: Vec<usize> = (0..p.units.len()).collect();
+    if let Some(rng) = rng {
+        order.shuffle(rng);
+    }
+    let key = |u: usize| {
+        let members = &p.units[u];
+        let l: usize = members
+            .iter()
+            .flat_map(|&a| p.acts[a].res.iter().map(|&r| load[r as usize]))
+            .max()
+            .unwrap_or(0);
+        let dur: usize = members.iter().map(|&a| p.acts[a].dur).sum();
+        let rooms = members
+            .iter()
+            .map(|&a| p.acts[a].rooms.len())
+            .filter(|&n| n > 0)
+            .min()
+            .unwrap_or(usize::MAX);
+        (
+            p.unit_starts[u].len().min(rooms.saturating_mul(4)),
+            usize::MAX - l,
+            usize::MAX - dur,
+        )
+    };
+    order.sort_by_key(|&u| key(u));
+    order
 }
 
 /// Whether activity `a` starting at `sa` and `b` starting at `sb` break the
@@ -1605,4 +1904,101 @@ pub fn explain(model: &Model, st: &State) -> Vec<String> {
         out.push(format!("… and {n} more"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fet::{self, FetOptions};
+    use crate::state::full_cost;
+
+    fn with_chain_search(file: &str, f: impl FnOnce(&mut Search)) {
+        let m = fet::read_str(file, &FetOptions::default()).unwrap();
+        let p = Problem::compile(&m, &[]).unwrap();
+        let cancel = AtomicBool::new(false);
+        let now = Instant::now();
+        let shared = Shared {
+            started: now,
+            deadline: now + Duration::from_secs(600),
+            cancel: &cancel,
+            done: AtomicBool::new(false),
+            progress: &|_| {},
+            best: Mutex::new(None),
+        };
+        let opts = SolveOptions {
+            max_iterations: Some(20_000),
+            stop_at_feasible: true,
+            polish: None,
+            ..SolveOptions::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // Thread 1 of the portfolio runs the recursive search.
+        let mut search = Search::new(&p, &mut rng, 1, &shared, &opts);
+        assert!(search.chain);
+        search.until = now + Duration::from_secs(600);
+        f(&mut search);
+    }
+
+    /// A failed recursive search leaves the timetable exactly as it was; a
+    /// successful one places the unit without adding a hard violation.
+    #[test]
+    fn recursive_search_places_or_restores() {
+        let file = include_str!("../tests/data/primaria.fet");
+        with_chain_search(file, |search| {
+            let p = search.p;
+            let (mut placed, mut failed) = (0, 0);
+            for round in 0..400 {
+                let free: Vec<usize> = (0..p.units.len())
+                    .filter(|&v| search.st.start[p.units[v][0]] == NONE)
+                    .collect();
+                let Some(&u) = free.iter().min_by_key(|&&v| search.prio[v]) else {
+                    // Everything placed: take a few units out again.
+                    for v in (round % 7..p.units.len()).step_by(13) {
+                        let mv: Moves = p.units[v].iter().map(|&a| (a, NONE, NONE)).collect();
+                        search.st.apply(&mv);
+                    }
+                    continue;
+                };
+                let before = (search.st.start.clone(), search.st.room.clone());
+                let (cost, base_hard) = (search.st.cost(), search.st.hard);
+                // A small budget makes some searches fail.
+                let mut budget = 3 + round as u32 % 20;
+                search.in_chain[u] = true;
+                search.chain_marked.push(u);
+                search.log.clear();
+                let ok = search.chain_place(u, 0, &mut budget);
+                for v in search.chain_marked.drain(..) {
+                    search.in_chain[v] = false;
+                }
+                let st = &search.st;
+                assert_eq!(st.cost(), full_cost(p, &st.start, &st.room));
+                if ok {
+                    placed += 1;
+                    assert!(st.start[p.units[u][0]] != NONE);
+                    assert!(st.hard <= base_hard);
+                    assert!(st.cost().hard < cost.hard);
+                } else {
+                    failed += 1;
+                    assert_eq!((st.start.clone(), st.room.clone()), before);
+                    assert_eq!(st.cost(), cost);
+                }
+            }
+            assert!(
+                placed > 100 && failed > 0,
+                "placed {placed}, failed {failed}"
+            );
+        });
+    }
+
+    /// The recursive search alone builds a complete timetable of a real
+    /// school (FET's Spanish primary school example) from nothing.
+    #[test]
+    fn recursive_search_solves_a_school() {
+        let file = include_str!("../tests/data/primaria.fet");
+        with_chain_search(file, |search| {
+            let mut iterations = 0;
+            search.run(Instant::now() + Duration::from_secs(600), &mut iterations);
+            assert_eq!(search.best.hard, 0, "after {iterations} steps");
+        });
+    }
 }

@@ -87,15 +87,26 @@ pub fn gaps(mask: u64, excused: u64) -> usize {
 }
 
 /// Violation units of a resource constraint from its weekly sums.
+///
+/// `free` is the number of periods of the resource's activities that are not
+/// placed yet. A partial timetable's gaps, short days, late starts and
+/// isolated lessons can still be filled by those periods, so they count only
+/// beyond what `free` could fill (each period fills at most one unit); the
+/// other kinds only grow as lessons are added and count as they are. With
+/// everything placed (`free == 0`) this is the exact cost. Counting a
+/// partial timetable's fillable gaps as violations would make the
+/// construction and the ejection search shun every start that leaves a
+/// temporary gap, which is what FET's generator avoids in the same way.
 #[inline]
-pub fn rc_cost(kind: RKind, sx: i64, sy: i64) -> i64 {
+pub fn rc_cost(kind: RKind, sx: i64, sy: i64, free: i64) -> i64 {
     match kind {
-        RKind::MaxGapsWeek(max)
-        | RKind::MaxDays(max)
-        | RKind::RealDays(max)
-        | RKind::FullDays(max) => (sy - max as i64).max(0),
-        RKind::EarlyMax(max) => sx + (sy - max as i64).max(0),
-        _ => sx,
+        RKind::MaxGapsWeek(max) => (sy - max as i64 - free).max(0),
+        RKind::MaxDays(max) | RKind::RealDays(max) | RKind::FullDays(max) => {
+            (sy - max as i64).max(0)
+        }
+        RKind::EarlyMax(max) => (sx + (sy - max as i64).max(0) - free).max(0),
+        RKind::MinHours { .. } | RKind::MaxGapsDay(_) | RKind::Compact => (sx - free).max(0),
+        RKind::MaxHours(_) | RKind::EndsDay(_) | RKind::RealDayHours(_) => sx,
     }
 }
 
@@ -218,10 +229,15 @@ pub struct State<'p> {
     pub room: Vec<u16>,
     res_occ: Vec<u16>,
     res_mask: Vec<u64>,
+    /// Per resource and slot: the activity there when exactly one is and it
+    /// is known, else `u32::MAX`.
+    res_who: Vec<u32>,
     room_occ: Vec<u16>,
     rc_day: Vec<(i64, i64)>,
     rc_sum: Vec<(i64, i64)>,
     rc_val: Vec<i64>,
+    /// Per resource: periods of its activities not placed yet.
+    res_free: Vec<i64>,
     g_val: Vec<i64>,
     pub hard: i64,
     pub soft: i64,
@@ -244,10 +260,12 @@ impl<'p> State<'p> {
             room: vec![NONE; p.acts.len()],
             res_occ: vec![0; p.n_res * p.slots],
             res_mask: vec![0; p.n_res * p.days],
+            res_who: vec![u32::MAX; p.n_res * p.slots],
             room_occ,
             rc_day: vec![(0, 0); p.rcons.len() * p.days],
             rc_sum: vec![(0, 0); p.rcons.len()],
             rc_val: vec![0; p.rcons.len()],
+            res_free: res_periods(p, &vec![NONE; p.acts.len()]),
             g_val: vec![0; p.groups.len()],
             hard: 0,
             soft: 0,
@@ -302,12 +320,16 @@ impl<'p> State<'p> {
         let d = s0 / p.periods;
         let p0 = s0 % p.periods;
         for &r in &act.res {
+            self.res_free[r as usize] -= act.dur as i64;
             let base = r as usize * p.slots;
             for x in s0..s0 + act.dur {
                 let o = &mut self.res_occ[base + x];
                 *o += 1;
                 if *o >= 2 {
                     self.hard += 1;
+                    self.res_who[base + x] = u32::MAX;
+                } else {
+                    self.res_who[base + x] = a as u32;
                 }
             }
             let bits = if act.dur >= 64 {
@@ -337,6 +359,7 @@ impl<'p> State<'p> {
         let d = s0 / p.periods;
         let p0 = s0 % p.periods;
         for &r in &act.res {
+            self.res_free[r as usize] += act.dur as i64;
             let base = r as usize * p.slots;
             let mut clear = 0u64;
             for x in s0..s0 + act.dur {
@@ -345,6 +368,8 @@ impl<'p> State<'p> {
                     self.hard -= 1;
                 }
                 *o -= 1;
+                // Who is left of several is not known.
+                self.res_who[base + x] = u32::MAX;
                 if *o == 0 {
                     clear |= 1 << (x - d * p.periods);
                 }
@@ -450,12 +475,15 @@ impl<'p> State<'p> {
                     let s = &mut self.rc_sum[ci];
                     s.0 += v.0 - old.0;
                     s.1 += v.1 - old.1;
-                    let nv = rc_cost(rc.kind, s.0, s.1);
-                    let delta = nv - self.rc_val[ci];
-                    if delta != 0 {
-                        self.rc_val[ci] = nv;
-                        self.add(rc.hard, rc.w, delta);
-                    }
+                }
+                // Recomputed even when the day's value is unchanged: the
+                // resource's unplaced periods may have changed.
+                let s = self.rc_sum[ci];
+                let nv = rc_cost(rc.kind, s.0, s.1, self.res_free[r]);
+                let delta = nv - self.rc_val[ci];
+                if delta != 0 {
+                    self.rc_val[ci] = nv;
+                    self.add(rc.hard, rc.w, delta);
                 }
             }
         }
@@ -506,6 +534,13 @@ impl<'p> State<'p> {
     /// The periods of day `d` in which resource `r` is busy, as a bit mask.
     pub fn res_day_mask(&self, r: u32, d: usize) -> u64 {
         self.res_mask[r as usize * self.p.days + d]
+    }
+
+    /// The activity of resource `r` at `slot` when it is the only one there
+    /// and known (None when unknown: look through the resource's activities).
+    pub fn res_who(&self, r: u32, slot: usize) -> Option<usize> {
+        let w = self.res_who[r as usize * self.p.slots + slot];
+        (w != u32::MAX).then_some(w as usize)
     }
 
     pub fn res_occ(&self, r: u32, slot: usize) -> u16 {
@@ -565,8 +600,22 @@ impl<'p> State<'p> {
     }
 }
 
+/// Per resource: periods of its activities that `start` leaves unplaced.
+pub fn res_periods(p: &Problem, start: &[u16]) -> Vec<i64> {
+    let mut free = vec![0i64; p.n_res];
+    for (a, act) in p.acts.iter().enumerate() {
+        if start[a] == NONE {
+            for &r in &act.res {
+                free[r as usize] += act.dur as i64;
+            }
+        }
+    }
+    free
+}
+
 /// Evaluate a timetable from scratch, without any incremental bookkeeping.
 pub fn full_cost(p: &Problem, start: &[u16], room: &[u16]) -> Cost {
+    let free = res_periods(p, start);
     let mut hard = 0i64;
     let mut soft = 0i64;
     let mut res_occ = vec![0u32; p.n_res * p.slots];
@@ -646,7 +695,7 @@ pub fn full_cost(p: &Problem, start: &[u16], room: &[u16]) -> Cost {
             sx += x;
             sy += y;
         }
-        let v = rc_cost(rc.kind, sx, sy);
+        let v = rc_cost(rc.kind, sx, sy, free[r]);
         if rc.hard {
             hard += v;
         } else {

@@ -242,6 +242,17 @@ fn check_incremental(p: &Problem, seed: u64, steps: usize) {
             full_cost(p, &st.start, &st.room),
             "after {moves:?}"
         );
+        // The occupant index names only the one activity really there.
+        for r in 0..p.n_res as u32 {
+            for x in 0..p.slots {
+                if let Some(b) = st.res_who(r, x) {
+                    let sb = st.start[b] as usize;
+                    assert!(st.start[b] != NONE && p.acts[b].res.contains(&r));
+                    assert!((sb..sb + p.acts[b].dur).contains(&x));
+                    assert_eq!(st.res_occ(r, x), 1);
+                }
+            }
+        }
     }
 }
 
