@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 type Moves = Vec<(usize, u16, u16)>;
 
 const HARD_WEIGHT: i64 = 1_000_000_000;
+/// How long the recursive search may go without coming closer to a complete
+/// timetable before it starts again.
+const CHAIN_PATIENCE: Duration = Duration::from_secs(5);
 /// Per mille probability of accepting a worsening move in the tabu search.
 const TABU_NOISE: u32 = 30;
 /// Cost of taking out a unit per earlier time it was taken out of the same
@@ -473,6 +476,25 @@ fn worker(
         relaxed: Vec::new(),
     };
     let mut stage = 0;
+    // The recursive search starts from nothing and takes seconds on easy
+    // schools that annealing solves in a fraction of one: its thread
+    // anneals first for a moment (5 % of the time, at most 3 s).
+    if thread % 4 == 1 && current.is_none() {
+        let warm = opts.time_limit.mul_f64(0.05).min(Duration::from_secs(3));
+        let mut search = Search::new(base, &mut rng, thread, shared, opts);
+        (search.anneal, search.eject, search.chain) = (true, false, false);
+        search.construct();
+        search.run(
+            (shared.started + warm).min(shared.deadline),
+            &mut out.iterations,
+        );
+        if search.best.hard == 0 {
+            out.first_feasible = search.first_feasible;
+            out.cost = search.best;
+            out.solution = to_solution(base, &search.best_start, &search.best_room);
+            current = Some(out.solution.clone());
+        }
+    }
     loop {
         let owned;
         let p: &Problem = if relaxed.is_empty() {
@@ -1088,6 +1110,23 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         false
     }
 
+    /// Start the recursive search again from an empty timetable, with a new
+    /// random order among equally difficult units and no memory of what was
+    /// taken out where.
+    fn chain_restart(&mut self) {
+        let p = self.p;
+        let mv: Moves = (0..p.acts.len()).map(|a| (a, NONE, NONE)).collect();
+        self.st.apply(&mv);
+        for (i, u) in difficulty_order(p, Some(&mut *self.rng))
+            .into_iter()
+            .enumerate()
+        {
+            self.prio[u] = i as i64 * 16;
+        }
+        self.ejected.iter_mut().for_each(|e| *e = 0);
+        self.tabu.iter_mut().for_each(|t| *t = 0);
+    }
+
     /// Put every activity the recursive search moved since `mark` back.
     fn restore(&mut self, mark: usize) {
         let mut tail: Vec<(usize, (usize, u16, u16))> =
@@ -1284,6 +1323,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let mut last_best = self.best;
         let mut last_best_at = Instant::now();
         let mut iter: u64 = 0;
+        let (mut chain_low, mut chain_low_at) = (i64::MAX, Instant::now());
         loop {
             if iter % 64 == 0 {
                 let now = Instant::now();
@@ -1331,6 +1371,20 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 self.lahc_step(iter, &mut lahc);
             }
             self.record();
+            if self.chain {
+                // The recursive search restarts from nothing, in a new
+                // random order, when it has not come closer for a while:
+                // its runs either finish in seconds or stall.
+                let hard = self.st.cost().hard;
+                if hard < chain_low {
+                    chain_low = hard;
+                    chain_low_at = Instant::now();
+                } else if hard > 0 && chain_low_at.elapsed() >= CHAIN_PATIENCE {
+                    self.chain_restart();
+                    chain_low = i64::MAX;
+                    chain_low_at = Instant::now();
+                }
+            }
             if self.best < last_best {
                 last_best = self.best;
                 last_best_at = Instant::now();
