@@ -78,6 +78,20 @@ pub enum GKind {
     RoomStability,
 }
 
+impl GKind {
+    /// Whether the violation is a sum over pairs of the activities, so it
+    /// can be updated per activity moved instead of recounted.
+    pub fn pairwise(self) -> bool {
+        matches!(
+            self,
+            GKind::MinDays { .. }
+                | GKind::SameDayConsecutive
+                | GKind::NotOverlapping
+                | GKind::Consecutive
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GroupCon {
     pub hard: bool,
@@ -162,6 +176,10 @@ pub struct Problem {
     pub relaxed: Vec<Relaxation>,
     /// Days per real day for "min days between activities" (2 in mornings-afternoons mode).
     pub real_day: usize,
+    /// Per slot: its day and its real day (tables, since the pairwise
+    /// constraints ask on every move and a division costs more).
+    pub slot_day: Vec<u16>,
+    pub slot_real_day: Vec<u16>,
 }
 
 fn expand_who(m: &Model, who: &Who) -> Vec<u32> {
@@ -859,6 +877,10 @@ impl Problem {
             blockers,
             relaxed: relax.to_vec(),
             real_day: m.days_per_real_day.max(1),
+            slot_day: (0..days * periods).map(|s| (s / periods) as u16).collect(),
+            slot_real_day: (0..days * periods)
+                .map(|s| (s / periods / m.days_per_real_day.max(1)) as u16)
+                .collect(),
         })
     }
 }

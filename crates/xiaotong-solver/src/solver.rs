@@ -4,8 +4,8 @@
 //! the soft cost.
 
 use crate::model::{ConstraintKind, Model, Solution, Weight};
-use crate::problem::{GKind, GroupCon, Problem, RKind, Relaxation, NONE};
-use crate::state::{Cost, State};
+use crate::problem::{GKind, Problem, RKind, Relaxation, NONE};
+use crate::state::{pair_cost, Cost, State};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -476,11 +476,14 @@ fn worker(
         relaxed: Vec::new(),
     };
     let mut stage = 0;
-    // The recursive search starts from nothing and takes seconds on easy
-    // schools that annealing solves in a fraction of one: its thread
-    // anneals first for a moment (5 % of the time, at most 3 s).
-    if thread % 4 == 1 && current.is_none() {
-        let warm = opts.time_limit.mul_f64(0.05).min(Duration::from_secs(3));
+    // Annealing solves some easy schools in a few milliseconds where the
+    // ejection search needs seconds: the ejection thread anneals first for
+    // a moment (5 % of the time, at most a quarter of a second).
+    if thread % 4 == 0 && current.is_none() {
+        let warm = opts
+            .time_limit
+            .mul_f64(0.05)
+            .min(Duration::from_millis(250));
         let mut search = Search::new(base, &mut rng, thread, shared, opts);
         (search.anneal, search.eject, search.chain) = (true, false, false);
         search.construct();
@@ -582,6 +585,10 @@ struct Search<'p, 'r, 's> {
     chain_marked: Vec<usize>,
     /// Earlier positions of the activities the recursive search moved.
     log: Moves,
+    /// The unit's own placement found by `conflicts_at`.
+    placed: Moves,
+    /// Buffer for the recursive search's moves.
+    chain_moves: Moves,
     /// How often each unit was taken out of each start (unit × slot).
     ejected: Vec<u32>,
     temperature: f64,
@@ -655,6 +662,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                                     && !matches!(
                                         gc.kind,
                                         GKind::MinDays { .. }
+                                            | GKind::SameDayConsecutive
                                             | GKind::NotOverlapping
                                             | GKind::Consecutive
                                             | GKind::SameStart
@@ -665,6 +673,8 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 .collect(),
             until: Instant::now(),
             log: Vec::new(),
+            placed: Vec::new(),
+            chain_moves: Vec::new(),
             ejected: vec![0; p.units.len() * p.slots],
             temperature: 1.0,
             sa_since_improve: 0,
@@ -672,8 +682,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
     }
 
     /// Room for activity `a` starting at `s`: the candidate with the fewest
-    /// clashes, then the lowest cost; `taken` are rooms already chosen in this move.
-    fn pick_room(&mut self, a: usize, s: u16, taken: &[u16]) -> u16 {
+    /// clashes, then the lowest cost; `taken` are the placements already
+    /// chosen in this move, whose rooms count as occupied.
+    fn pick_room(&mut self, a: usize, s: u16, taken: &[(usize, u16, u16)]) -> u16 {
         let act = &self.p.acts[a];
         if act.rooms.is_empty() {
             return NONE;
@@ -706,7 +717,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 }
                 clash += o;
             }
-            if taken.contains(&r) {
+            if taken.iter().any(|m| m.2 == r) {
                 clash += 1;
             }
             let key = clash * 1_000_000 + act.room_cost[i] as i64;
@@ -721,16 +732,13 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
     }
 
     fn unit_moves(&mut self, u: usize, s: u16) {
-        self.moves.clear();
-        let mut taken: Vec<u16> = Vec::new();
-        for i in 0..self.p.units[u].len() {
-            let a = self.p.units[u][i];
-            let r = self.pick_room(a, s, &taken);
-            if r != NONE {
-                taken.push(r);
-            }
-            self.moves.push((a, s, r));
+        let mut moves = std::mem::take(&mut self.moves);
+        moves.clear();
+        for &a in &self.p.units[u] {
+            let r = self.pick_room(a, s, &moves);
+            moves.push((a, s, r));
         }
+        self.moves = moves;
     }
 
     /// Apply self.moves, returning the new cost; the previous positions go to self.undo.
@@ -941,8 +949,8 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
     /// `self.conflicts`): those it would clash with (teachers, students,
     /// rooms), those it would break a hard pairwise constraint with (min
     /// days, not overlapping, consecutive), and those that make a hard "max
-    /// days per week" full. Returns the unit's own placement.
-    fn conflicts_at(&mut self, u: usize, s: u16) -> Moves {
+    /// days per week" full. The unit's own placement goes to `self.placed`.
+    fn conflicts_at(&mut self, u: usize, s: u16) {
         let p = self.p;
         self.conflicts.clear();
         for &a in &p.units[u] {
@@ -990,7 +998,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         for &a in &p.units[u] {
             for &g in &p.act_groups[a] {
                 let gc = &p.groups[g as usize];
-                if !gc.hard || gc.kind == GKind::SameDayConsecutive {
+                if !gc.hard {
                     continue;
                 }
                 for &b in &gc.acts {
@@ -999,25 +1007,24 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                         continue;
                     }
                     let v = p.act_unit[b];
-                    if v != u && !self.conflicts.contains(&v) && pair_breaks(p, gc, a, s, b, sb) {
+                    if v != u && !self.conflicts.contains(&v) && pair_cost(p, gc, a, s, b, sb) > 0 {
                         self.conflicts.push(v);
                     }
                 }
             }
         }
         self.max_days_conflicts(u, s);
-        let mut placed: Moves = Vec::new();
-        let mut taken: Vec<u16> = Vec::new();
+        let mut placed = std::mem::take(&mut self.placed);
+        placed.clear();
         for i in 0..p.units[u].len() {
             let a = p.units[u][i];
-            let r = self.pick_room(a, s, &taken);
+            let r = self.pick_room(a, s, &placed);
             if r != NONE {
-                taken.push(r);
                 self.room_conflicts(u, a, s, r);
             }
             placed.push((a, s, r));
         }
-        placed
+        self.placed = placed;
     }
 
     /// FET's recursive swapping: put unit `u` at a start where the units in
@@ -1027,6 +1034,8 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
     /// failure the timetable is as it was.
     fn chain_place(&mut self, u: usize, level: usize, budget: &mut u32) -> bool {
         const LEVEL_LIMIT: usize = 14;
+        // From this depth on only the best start is tried (FET's rule).
+        const FIRST_ONLY_LEVEL: usize = 5;
         if level > LEVEL_LIMIT || *budget == 0 {
             return false;
         }
@@ -1037,23 +1046,27 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         }
         let p = self.p;
         let base_hard = self.st.hard;
-        let mut cands: Vec<(usize, u32, Moves, Vec<usize>)> = Vec::new();
+        // Candidates as (units in the way, random key, offset into the
+        // flat buffers of placements and units in the way).
+        let mut cands: Vec<(usize, u32, u32, u32)> = Vec::new();
+        let mut cand_moves: Moves = Vec::new();
+        let mut cand_units: Vec<usize> = Vec::new();
         for i in 0..p.unit_starts[u].len() {
             let s = p.unit_starts[u][i];
-            let placed = self.conflicts_at(u, s);
+            self.conflicts_at(u, s);
             if self.conflicts.iter().any(|&v| self.in_chain[v]) {
                 continue;
-            }
-            self.moves.clear();
-            for &v in &self.conflicts {
-                for &b in &p.units[v] {
-                    self.moves.push((b, NONE, NONE));
-                }
             }
             // The conflicts cover clashes and pairwise constraints; other
             // hard constraints need the move tried.
             let ok = if self.needs_check[u] {
-                self.moves.extend_from_slice(&placed);
+                self.moves.clear();
+                for &v in &self.conflicts {
+                    for &b in &p.units[v] {
+                        self.moves.push((b, NONE, NONE));
+                    }
+                }
+                self.moves.extend_from_slice(&self.placed);
                 self.try_moves();
                 let ok = self.st.hard <= base_hard;
                 self.revert();
@@ -1063,31 +1076,43 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             };
             if ok {
                 let key = self.rng.gen();
-                cands.push((self.conflicts.len(), key, placed, self.conflicts.clone()));
+                cands.push((
+                    self.conflicts.len(),
+                    key,
+                    cand_moves.len() as u32,
+                    cand_units.len() as u32,
+                ));
+                cand_moves.extend_from_slice(&self.placed);
+                cand_units.extend_from_slice(&self.conflicts);
             }
         }
         cands.sort_unstable_by_key(|c| (c.0, c.1));
-        for (_, _, placed, confl) in cands {
+        let n_placed = p.units[u].len();
+        for (n_confl, _, mi, ci) in cands {
+            let placed = &cand_moves[mi as usize..mi as usize + n_placed];
+            let confl = &cand_units[ci as usize..ci as usize + n_confl];
             let mark = self.log.len();
-            let mut mv: Moves = Vec::with_capacity(placed.len() + confl.len());
-            for &v in &confl {
+            let mut mv = std::mem::take(&mut self.chain_moves);
+            mv.clear();
+            for &v in confl {
                 for &b in &p.units[v] {
                     mv.push((b, NONE, NONE));
                 }
             }
-            mv.extend_from_slice(&placed);
+            mv.extend_from_slice(placed);
             for &(a, _, _) in &mv {
                 self.log.push((a, self.st.start[a], self.st.room[a]));
             }
             self.st.apply(&mv);
+            self.chain_moves = mv;
             if confl.is_empty() {
                 return true;
             }
-            for &v in &confl {
+            for &v in confl {
                 self.in_chain[v] = true;
                 self.chain_marked.push(v);
             }
-            let mut order = confl.clone();
+            let mut order = confl.to_vec();
             order.sort_by_key(|&v| self.prio[v]);
             let mut ok = true;
             for v in order {
@@ -1099,11 +1124,13 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             if ok {
                 return true;
             }
-            for &v in &confl {
+            for &v in confl {
                 self.in_chain[v] = false;
             }
             self.restore(mark);
-            if *budget == 0 {
+            // Below the first levels only the best start is tried, as
+            // FET does: the calls go to alternatives near the root.
+            if *budget == 0 || level >= FIRST_ONLY_LEVEL {
                 return false;
             }
         }
@@ -1220,14 +1247,14 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             while k < n.min(sample * step) {
                 let s = starts[(off + k) % n];
                 k += step;
-                let placed = self.conflicts_at(u, s);
+                self.conflicts_at(u, s);
                 self.moves.clear();
                 for &v in &self.conflicts {
                     for &b in &p.units[v] {
                         self.moves.push((b, NONE, NONE));
                     }
                 }
-                self.moves.extend_from_slice(&placed);
+                self.moves.extend_from_slice(&self.placed);
                 // Prefer taking out units that were rarely taken out from there.
                 let (mut penalty, mut least) = (0i64, i64::MAX);
                 for &v in &self.conflicts {
@@ -1749,27 +1776,6 @@ fn difficulty_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
     order
 }
 
-/// Whether activity `a` starting at `sa` and `b` starting at `sb` break the
-/// pairwise group constraint `gc` (false for constraints that are not pairwise).
-fn pair_breaks(p: &Problem, gc: &GroupCon, a: usize, sa: u16, b: usize, sb: u16) -> bool {
-    let (sa, sb) = (sa as usize, sb as usize);
-    let (ea, eb) = (sa + p.acts[a].dur, sb + p.acts[b].dur);
-    let day = |s: usize| s / p.periods / p.real_day;
-    match gc.kind {
-        GKind::MinDays { min } => day(sa).abs_diff(day(sb)) < min,
-        GKind::SameDayConsecutive => {
-            day(sa) == day(sb) && (sa / p.periods != sb / p.periods || (ea != sb && eb != sa))
-        }
-        GKind::NotOverlapping => sa < eb && sb < ea,
-        GKind::Consecutive => {
-            let (first, second) = if gc.acts[0] == a { (sa, sb) } else { (sb, sa) };
-            let first_end = first + p.acts[gc.acts[0]].dur;
-            first / p.periods != second / p.periods || first_end != second
-        }
-        _ => false,
-    }
-}
-
 /// A teacher or a student set, as a timetabler names it.
 fn resource_name(model: &Model, p: &Problem, r: usize) -> String {
     if r < p.n_teachers {
@@ -1806,7 +1812,9 @@ fn why_unplaced(model: &Model, st: &State, a: usize) -> String {
                 continue;
             }
             for &b in &gc.acts {
-                if b != a && st.start[b] != NONE && pair_breaks(p, gc, a, s as u16, b, st.start[b])
+                if b != a
+                    && st.start[b] != NONE
+                    && pair_cost(p, gc, a, s as u16, b, st.start[b]) > 0
                 {
                     here.insert(format!(
                         "\"{}\" with {}",

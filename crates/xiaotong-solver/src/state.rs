@@ -111,48 +111,65 @@ pub fn rc_cost(kind: RKind, sx: i64, sy: i64, free: i64) -> i64 {
 }
 
 /// Violation units of a group constraint.
+/// The violation of a pairwise group constraint (`GKind::pairwise`) by
+/// activities `a` at `sa` and `b` at `sb` (`a` first in the group's order).
+pub fn pair_cost(p: &Problem, g: &GroupCon, a: usize, sa: u16, b: usize, sb: u16) -> i64 {
+    let (sa, sb) = (sa as usize, sb as usize);
+    let (ea, eb) = (sa + p.acts[a].dur, sb + p.acts[b].dur);
+    let (day, real_day) = (&p.slot_day, &p.slot_real_day);
+    match g.kind {
+        GKind::MinDays { min } => {
+            ((real_day[sa] as usize).abs_diff(real_day[sb] as usize) < min) as i64
+        }
+        GKind::SameDayConsecutive => {
+            // Adjacent within one (half) day: in mornings-afternoons mode
+            // the end of a morning and the start of the afternoon are not
+            // adjacent for FET.
+            let adjacent = day[sa] == day[sb] && (ea == sb || eb == sa);
+            (real_day[sa] == real_day[sb] && !adjacent) as i64
+        }
+        GKind::NotOverlapping => (ea.min(eb) as i64 - sa.max(sb) as i64).max(0),
+        GKind::Consecutive => {
+            let (first, second) = if g.acts[0] == a { (sa, sb) } else { (sb, sa) };
+            let first_end = first + p.acts[g.acts[0]].dur;
+            (day[first] != day[second] || first_end != second) as i64
+        }
+        _ => 0,
+    }
+}
+
+/// What placing (or removing) activity `a` at `sa` adds to (or takes from)
+/// the violation of a pairwise group: its pairs with the group's other
+/// placed activities, once per time `a` is listed.
+pub fn pair_delta(p: &Problem, g: &GroupCon, a: usize, sa: u16, start: &[u16]) -> i64 {
+    let mut times = 0;
+    let mut v = 0;
+    for &b in &g.acts {
+        if b == a {
+            times += 1;
+        } else if start[b] != NONE {
+            v += pair_cost(p, g, a, sa, b, start[b]);
+        }
+    }
+    v * times
+}
+
 pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64 {
     let per = p.periods;
     let placed = || g.acts.iter().copied().filter(|&a| start[a] != NONE);
     match g.kind {
-        GKind::MinDays { min } => {
+        GKind::MinDays { .. }
+        | GKind::SameDayConsecutive
+        | GKind::NotOverlapping
+        | GKind::Consecutive => {
             let mut v = 0;
             for (i, &a) in g.acts.iter().enumerate() {
                 if start[a] == NONE {
                     continue;
                 }
-                let da = start[a] as usize / per / p.real_day;
                 for &b in &g.acts[i + 1..] {
-                    if start[b] == NONE || b == a {
-                        continue;
-                    }
-                    let db = start[b] as usize / per / p.real_day;
-                    if da.abs_diff(db) < min {
-                        v += 1;
-                    }
-                }
-            }
-            v
-        }
-        GKind::SameDayConsecutive => {
-            let mut v = 0;
-            for (i, &a) in g.acts.iter().enumerate() {
-                if start[a] == NONE {
-                    continue;
-                }
-                let (da, sa) = (start[a] as usize / per / p.real_day, start[a] as usize);
-                for &b in &g.acts[i + 1..] {
-                    if start[b] == NONE || b == a {
-                        continue;
-                    }
-                    let (db, sb) = (start[b] as usize / per / p.real_day, start[b] as usize);
-                    // Adjacent within one (half) day: in mornings-afternoons
-                    // mode the end of a morning and the start of the
-                    // afternoon are not adjacent for FET.
-                    let adjacent = sa / per == sb / per
-                        && (sa + p.acts[a].dur == sb || sb + p.acts[b].dur == sa);
-                    if da == db && !adjacent {
-                        v += 1;
+                    if start[b] != NONE && b != a {
+                        v += pair_cost(p, g, a, start[a], b, start[b]);
                     }
                 }
             }
@@ -162,35 +179,6 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
             let mut it = placed();
             let Some(f) = it.next() else { return 0 };
             it.filter(|&a| start[a] != start[f]).count() as i64
-        }
-        GKind::NotOverlapping => {
-            let mut v = 0i64;
-            for (i, &a) in g.acts.iter().enumerate() {
-                if start[a] == NONE {
-                    continue;
-                }
-                let (sa, ea) = (start[a] as usize, start[a] as usize + p.acts[a].dur);
-                for &b in &g.acts[i + 1..] {
-                    if start[b] == NONE || b == a {
-                        continue;
-                    }
-                    let (sb, eb) = (start[b] as usize, start[b] as usize + p.acts[b].dur);
-                    let o = ea.min(eb) as i64 - sa.max(sb) as i64;
-                    if o > 0 {
-                        v += o;
-                    }
-                }
-            }
-            v
-        }
-        GKind::Consecutive => {
-            let (a, b) = (g.acts[0], g.acts[1]);
-            if start[a] == NONE || start[b] == NONE {
-                return 0;
-            }
-            let ok = start[a] as usize / per == start[b] as usize / per
-                && start[a] as usize + p.acts[a].dur == start[b] as usize;
-            (!ok) as i64
         }
         GKind::MinWorkingDays { min } => {
             let mut days = 0u64;
@@ -341,6 +329,7 @@ impl<'p> State<'p> {
             self.touch_rd(r, d);
         }
         self.room_effect(a, 1);
+        self.pair_groups(a, 1);
         self.touch_groups(a);
     }
 
@@ -379,6 +368,7 @@ impl<'p> State<'p> {
             self.touch_rd(r, d);
         }
         self.room_effect(a, -1);
+        self.pair_groups(a, -1);
         self.start[a] = NONE;
         self.room[a] = NONE;
         self.unplaced += 1;
@@ -426,8 +416,27 @@ impl<'p> State<'p> {
         }
     }
 
+    /// Update the pairwise groups of activity `a` (placed at its start) for
+    /// it being added (`sign` 1) or removed (-1).
+    fn pair_groups(&mut self, a: usize, sign: i64) {
+        let p = self.p;
+        for &g in &p.act_groups[a] {
+            let gc = &p.groups[g as usize];
+            if gc.kind.pairwise() {
+                let delta = sign * pair_delta(p, gc, a, self.start[a], &self.start);
+                if delta != 0 {
+                    self.g_val[g as usize] += delta;
+                    self.add(gc.hard, gc.w, delta);
+                }
+            }
+        }
+    }
+
     fn touch_groups(&mut self, a: usize) {
         for &g in &self.p.act_groups[a] {
+            if self.p.groups[g as usize].kind.pairwise() {
+                continue;
+            }
             if self.g_stamp[g as usize] != self.stamp {
                 self.g_stamp[g as usize] = self.stamp;
                 self.touched_g.push(g);
