@@ -787,19 +787,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 self.unit_moves(u, s);
                 let c = scalar(self.try_moves());
                 self.revert();
-                match &best {
-                    Some((b, _)) if c > *b => {}
-                    Some((b, _)) if c == *b => {
-                        ties += 1;
-                        if self.rng.gen_range(0..=ties) == 0 {
-                            best = Some((c, self.moves.clone()));
-                        }
-                    }
-                    _ => {
-                        ties = 0;
-                        best = Some((c, self.moves.clone()));
-                    }
-                }
+                self.keep_best(&mut best, &mut ties, c);
             }
             if let Some((_, mv)) = best {
                 self.st.apply(&mv);
@@ -826,16 +814,37 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 }
                 let placed = self.st.start[p.units[u][0]] != NONE;
                 if placed && p.units[u].iter().any(|&a| self.st.in_hard_violation(a)) {
-                    self.moves.clear();
-                    for &a in &p.units[u] {
-                        self.moves.push((a, NONE, NONE));
-                    }
-                    let mv = std::mem::take(&mut self.moves);
-                    self.st.apply(&mv);
-                    self.moves = mv;
+                    self.take_out(u);
                 }
             }
         }
+    }
+
+    /// Keep `self.moves` in `best` when its score `sc` is lower, or equal
+    /// (then with probability 1 / (ties + 1), so every tie is as likely).
+    fn keep_best(&mut self, best: &mut Option<(i64, Moves)>, ties: &mut u32, sc: i64) {
+        match best {
+            Some((b, _)) if sc > *b => {}
+            Some((b, _)) if sc == *b => {
+                *ties += 1;
+                if self.rng.gen_range(0..=*ties) == 0 {
+                    *best = Some((sc, self.moves.clone()));
+                }
+            }
+            _ => {
+                *ties = 0;
+                *best = Some((sc, self.moves.clone()));
+            }
+        }
+    }
+
+    /// Unplace every activity of unit `u`.
+    fn take_out(&mut self, u: usize) {
+        let mut mv = std::mem::take(&mut self.moves);
+        mv.clear();
+        mv.extend(self.p.units[u].iter().map(|&a| (a, NONE, NONE)));
+        self.st.apply(&mv);
+        self.moves = mv;
     }
 
     /// Take out every unit that clashes with another (resource or room).
@@ -856,13 +865,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                     || (r != NONE && (s0..s0 + dur).any(|t| self.st.room_occ(r, t) >= 2))
             });
             if clash {
-                self.moves.clear();
-                for &a in &p.units[u] {
-                    self.moves.push((a, NONE, NONE));
-                }
-                let mv = std::mem::take(&mut self.moves);
-                self.st.apply(&mv);
-                self.moves = mv;
+                self.take_out(u);
             }
         }
     }
@@ -1213,13 +1216,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 // unit in a violation out, to be placed again.
                 let v = self.pick_violating_unit();
                 let old = self.st.start[p.units[v][0]];
-                self.moves.clear();
-                for &a in &p.units[v] {
-                    self.moves.push((a, NONE, NONE));
-                }
-                let mv = std::mem::take(&mut self.moves);
-                self.st.apply(&mv);
-                self.moves = mv;
+                self.take_out(v);
                 if old != NONE {
                     self.tabu[v * p.slots + old as usize] = iter + 10;
                 }
@@ -1289,19 +1286,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                     }
                     scalar(c).saturating_add(penalty.saturating_mul(EJECT_PENALTY))
                 };
-                match &chosen {
-                    Some((b, _)) if sc > *b => {}
-                    Some((b, _)) if sc == *b => {
-                        ties += 1;
-                        if self.rng.gen_range(0..=ties) == 0 {
-                            chosen = Some((sc, self.moves.clone()));
-                        }
-                    }
-                    _ => {
-                        ties = 0;
-                        chosen = Some((sc, self.moves.clone()));
-                    }
-                }
+                self.keep_best(&mut chosen, &mut ties, sc);
             }
             if chosen.is_some() {
                 break;
@@ -1589,19 +1574,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                     if is_tabu && c.hard >= best_hard {
                         continue;
                     }
-                    match &chosen {
-                        Some((b, _)) if sc > *b => {}
-                        Some((b, _)) if sc == *b => {
-                            ties += 1;
-                            if self.rng.gen_range(0..=ties) == 0 {
-                                chosen = Some((sc, self.moves.clone()));
-                            }
-                        }
-                        _ => {
-                            ties = 0;
-                            chosen = Some((sc, self.moves.clone()));
-                        }
-                    }
+                    self.keep_best(&mut chosen, &mut ties, sc);
                 }
             }
         }
