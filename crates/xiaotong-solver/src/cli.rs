@@ -24,7 +24,9 @@ pub struct SolveArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
     /// Independent searches run in parallel (portfolio); the best wins.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// The first two are conflict-directed ejection and FET's recursive
+    /// swapping, which solve different schools; then annealing, tabu search.
+    #[arg(long, value_name = "N", default_value_t = 2)]
     pub threads: usize,
     /// Write the result: a FET file with times and rooms locked, or an ITC-2007 solution.
     #[arg(long, value_name = "FILE")]
