@@ -439,6 +439,13 @@ impl Problem {
                 }
                 K::TwoConsecutive { first, second } => {
                     check_acts(&[*first, *second])?;
+                    if first == second {
+                        return Err(crate::Error::Invalid(format!(
+                            "\"two activities consecutive\" names activity {} as both \
+                             first and second: an activity cannot follow itself",
+                            m.activities[*first].id
+                        )));
+                    }
                     groups.push(GroupCon {
                         hard,
                         w,

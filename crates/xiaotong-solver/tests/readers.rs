@@ -90,3 +90,23 @@ fn unsupported_constraints_are_counted() {
         vec![("ConstraintTeacherIntervalMaxDaysPerWeek".to_string(), 2)]
     );
 }
+
+/// An activity "consecutive" to itself can never be satisfied: the solver
+/// refuses the file and names the activity instead of counting a violation
+/// it cannot mend.
+#[test]
+fn activity_consecutive_to_itself_is_refused() {
+    use xiaotong_solver::solver::{self, SolveOptions};
+    let own = "<ConstraintTwoActivitiesConsecutive><Weight_Percentage>100</Weight_Percentage><First_Activity_Id>2</First_Activity_Id><Second_Activity_Id>2</Second_Activity_Id><Active>true</Active></ConstraintTwoActivitiesConsecutive>\n";
+    let text = TINY.replace(
+        "</Time_Constraints_List>",
+        &format!("{own}</Time_Constraints_List>"),
+    );
+    let m = fet::read_str(&text, &FetOptions::default()).unwrap();
+    let err = solver::solve(&m, &SolveOptions::default(), &|_| {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("names activity 2 as both first and second"),
+        "{err}"
+    );
+}

@@ -127,10 +127,12 @@ fn random_model(seed: u64) -> Model {
             8 => K::NotOverlapping {
                 activities: acts(&mut rng, 3),
             },
-            9 => K::TwoConsecutive {
-                first: rng.gen_range(0..n_acts),
-                second: rng.gen_range(0..n_acts),
-            },
+            9 => {
+                // Two different activities (the same one twice is refused).
+                let first = rng.gen_range(0..n_acts);
+                let second = (first + rng.gen_range(1..n_acts)) % n_acts;
+                K::TwoConsecutive { first, second }
+            }
             10 => K::EndsStudentsDay {
                 activity: rng.gen_range(0..n_acts),
             },
