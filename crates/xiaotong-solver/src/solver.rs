@@ -658,15 +658,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                             })
                             || p.act_groups[a].iter().any(|&g| {
                                 let gc = &p.groups[g as usize];
-                                gc.hard
-                                    && !matches!(
-                                        gc.kind,
-                                        GKind::MinDays { .. }
-                                            | GKind::SameDayConsecutive
-                                            | GKind::NotOverlapping
-                                            | GKind::Consecutive
-                                            | GKind::SameStart
-                                    )
+                                gc.hard && !(gc.kind.pairwise() || gc.kind == GKind::SameStart)
                             })
                     })
                 })
@@ -842,9 +834,17 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
     fn take_out(&mut self, u: usize) {
         let mut mv = std::mem::take(&mut self.moves);
         mv.clear();
-        mv.extend(self.p.units[u].iter().map(|&a| (a, NONE, NONE)));
+        push_take_outs(self.p, &[u], &mut mv);
         self.st.apply(&mv);
         self.moves = mv;
+    }
+
+    /// Into `self.moves`: the units found by `conflicts_at` taken out, then
+    /// the unit at its start (`self.placed`).
+    fn conflict_moves(&mut self) {
+        self.moves.clear();
+        push_take_outs(self.p, &self.conflicts, &mut self.moves);
+        self.moves.extend_from_slice(&self.placed);
     }
 
     /// Take out every unit that clashes with another (resource or room).
@@ -1063,13 +1063,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             // The conflicts cover clashes and pairwise constraints; other
             // hard constraints need the move tried.
             let ok = if self.needs_check[u] {
-                self.moves.clear();
-                for &v in &self.conflicts {
-                    for &b in &p.units[v] {
-                        self.moves.push((b, NONE, NONE));
-                    }
-                }
-                self.moves.extend_from_slice(&self.placed);
+                self.conflict_moves();
                 self.try_moves();
                 let ok = self.st.hard <= base_hard;
                 self.revert();
@@ -1097,11 +1091,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             let mark = self.log.len();
             let mut mv = std::mem::take(&mut self.chain_moves);
             mv.clear();
-            for &v in confl {
-                for &b in &p.units[v] {
-                    mv.push((b, NONE, NONE));
-                }
-            }
+            push_take_outs(p, confl, &mut mv);
             mv.extend_from_slice(placed);
             for &(a, _, _) in &mv {
                 self.log.push((a, self.st.start[a], self.st.room[a]));
@@ -1245,13 +1235,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 let s = starts[(off + k) % n];
                 k += step;
                 self.conflicts_at(u, s);
-                self.moves.clear();
-                for &v in &self.conflicts {
-                    for &b in &p.units[v] {
-                        self.moves.push((b, NONE, NONE));
-                    }
-                }
-                self.moves.extend_from_slice(&self.placed);
+                self.conflict_moves();
                 // Prefer taking out units that were rarely taken out from there.
                 let (mut penalty, mut least) = (0i64, i64::MAX);
                 for &v in &self.conflicts {
@@ -1747,6 +1731,13 @@ fn difficulty_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
     };
     order.sort_by_key(|&u| key(u));
     order
+}
+
+/// Append the moves that unplace every activity of the given units.
+fn push_take_outs(p: &Problem, units: &[usize], mv: &mut Moves) {
+    for &v in units {
+        mv.extend(p.units[v].iter().map(|&a| (a, NONE, NONE)));
+    }
 }
 
 /// A teacher or a student set, as a timetabler names it.

@@ -110,7 +110,6 @@ pub fn rc_cost(kind: RKind, sx: i64, sy: i64, free: i64) -> i64 {
     }
 }
 
-/// Violation units of a group constraint.
 /// The violation of a pairwise group constraint (`GKind::pairwise`) by
 /// activities `a` at `sa` and `b` at `sb` (`a` first in the group's order).
 pub fn pair_cost(p: &Problem, g: &GroupCon, a: usize, sa: u16, b: usize, sb: u16) -> i64 {
@@ -154,6 +153,7 @@ pub fn pair_delta(p: &Problem, g: &GroupCon, a: usize, sa: u16, start: &[u16]) -
     v * times
 }
 
+/// Violation units of a group constraint.
 pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64 {
     let per = p.periods;
     let placed = || g.acts.iter().copied().filter(|&a| start[a] != NONE);
