@@ -7,7 +7,8 @@ use xiaotong_solver::fet::{self, FetOptions};
 use xiaotong_solver::solver;
 use xiaotong_solver::{Model, Solution};
 
-const TINY: &str = include_str!("data/tiny.fet");
+mod common;
+use common::{tiny_with, TINY};
 
 fn read(text: &str) -> Model {
     fet::read_str(text, &FetOptions::default()).unwrap()
@@ -176,10 +177,7 @@ fn strict_repair_reports_real_weights_and_keeps_the_timetable_feasible() {
             "<ConstraintActivityPreferredStartingTimes><Weight_Percentage>100</Weight_Percentage><Activity_Id>{id}</Activity_Id><Number_of_Preferred_Starting_Times>3</Number_of_Preferred_Starting_Times><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>1</Preferred_Starting_Hour></Preferred_Starting_Time><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>2</Preferred_Starting_Hour></Preferred_Starting_Time><Preferred_Starting_Time><Preferred_Starting_Day>Mon</Preferred_Starting_Day><Preferred_Starting_Hour>3</Preferred_Starting_Hour></Preferred_Starting_Time><Active>true</Active></ConstraintActivityPreferredStartingTimes>\n"
         )
     };
-    let text = TINY.replace(
-        "</Time_Constraints_List>",
-        &format!("{}{}</Time_Constraints_List>", monday(1), monday(2)),
-    );
+    let text = tiny_with(&format!("{}{}", monday(1), monday(2)));
     let r = solver::solve(&read(&text), &opts, &|_| {}).unwrap();
     assert_eq!((r.cost.hard, r.cost.soft), (0, 95));
 }
@@ -197,10 +195,7 @@ fn strict_repair_keeps_impossible_min_days_soft_but_heavy() {
     use xiaotong_solver::{ConstraintKind, Weight};
     // Three activities at least one day apart in a two-day week.
     let three = "<ConstraintMinDaysBetweenActivities><Weight_Percentage>95</Weight_Percentage><Consecutive_If_Same_Day>false</Consecutive_If_Same_Day><Number_of_Activities>3</Number_of_Activities><Activity_Id>1</Activity_Id><Activity_Id>2</Activity_Id><Activity_Id>4</Activity_Id><MinDays>1</MinDays><Active>true</Active></ConstraintMinDaysBetweenActivities>\n";
-    let text = TINY.replace(
-        "</Time_Constraints_List>",
-        &format!("{three}</Time_Constraints_List>"),
-    );
+    let text = tiny_with(three);
     let m = read(&text);
     let strict = strict_model(&m, 90).unwrap();
     let weights: Vec<(usize, Weight)> = strict

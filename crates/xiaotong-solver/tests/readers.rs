@@ -1,7 +1,8 @@
 use xiaotong_solver::fet::{self, FetOptions};
 use xiaotong_solver::{ConstraintKind, Error, Weight};
 
-const TINY: &str = include_str!("data/tiny.fet");
+mod common;
+use common::{tiny_with, TINY};
 
 #[test]
 fn reads_tiny_fet() {
@@ -68,10 +69,7 @@ fn malformed_xml_has_position() {
 #[test]
 fn unsupported_constraints_are_counted() {
     let extra = "<ConstraintTeacherIntervalMaxDaysPerWeek><Weight_Percentage>100</Weight_Percentage></ConstraintTeacherIntervalMaxDaysPerWeek>\n";
-    let bad = TINY.replace(
-        "</Time_Constraints_List>",
-        &format!("{extra}{extra}</Time_Constraints_List>"),
-    );
+    let bad = tiny_with(&format!("{extra}{extra}"));
     let err = fet::read_str(&bad, &FetOptions::default()).unwrap_err();
     assert!(
         err.to_string()
@@ -98,10 +96,7 @@ fn unsupported_constraints_are_counted() {
 fn activity_consecutive_to_itself_is_refused() {
     use xiaotong_solver::solver::{self, SolveOptions};
     let own = "<ConstraintTwoActivitiesConsecutive><Weight_Percentage>100</Weight_Percentage><First_Activity_Id>2</First_Activity_Id><Second_Activity_Id>2</Second_Activity_Id><Active>true</Active></ConstraintTwoActivitiesConsecutive>\n";
-    let text = TINY.replace(
-        "</Time_Constraints_List>",
-        &format!("{own}</Time_Constraints_List>"),
-    );
+    let text = tiny_with(own);
     let m = fet::read_str(&text, &FetOptions::default()).unwrap();
     let err = solver::solve(&m, &SolveOptions::default(), &|_| {}).unwrap_err();
     assert!(

@@ -11,7 +11,8 @@ use xiaotong_solver::solver::{self, SolveOptions};
 use xiaotong_solver::state::{full_cost, State};
 use xiaotong_solver::*;
 
-const TINY: &str = include_str!("data/tiny.fet");
+mod common;
+use common::{tiny_with, TINY};
 const COMP01: &str = include_str!("data/comp01.ctt");
 
 /// A random model that uses every constraint kind.
@@ -409,10 +410,7 @@ fn fet_writer_round_trip() {
 fn infeasible_is_explained() {
     // Smith teaches 4 periods; make him available for only 3.
     let na = "<ConstraintTeacherNotAvailableTimes><Weight_Percentage>100</Weight_Percentage><Teacher>Smith</Teacher><Number_of_Not_Available_Times>3</Number_of_Not_Available_Times><Not_Available_Time><Day>Tue</Day><Hour>1</Hour></Not_Available_Time><Not_Available_Time><Day>Tue</Day><Hour>2</Hour></Not_Available_Time><Not_Available_Time><Day>Tue</Day><Hour>3</Hour></Not_Available_Time><Active>true</Active></ConstraintTeacherNotAvailableTimes>\n";
-    let text = TINY.replace(
-        "</Time_Constraints_List>",
-        &format!("{na}</Time_Constraints_List>"),
-    );
+    let text = tiny_with(na);
     let m = fet::read_str(&text, &FetOptions::default()).unwrap();
     let r = solver::solve(&m, &opts(1.0, 1), &|_| {}).unwrap();
     assert!(r.cost.hard > 0);
