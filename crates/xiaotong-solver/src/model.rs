@@ -194,12 +194,15 @@ pub enum ConstraintKind {
         activities: Vec<usize>,
         rooms: Vec<usize>,
     },
-    /// Activities of the teacher without another room constraint go to this room.
+    /// Activities taught by this teacher alone, without a preferred-room
+    /// constraint, go to this room (FET: a co-taught activity is not covered).
     TeacherHomeRoom {
         teacher: usize,
         room: usize,
     },
-    /// Activities of the students set without another room constraint go to this room.
+    /// Activities of exactly this students set (not a larger or smaller set,
+    /// not together with another set), without a preferred-room constraint,
+    /// go to this room, as FET defines it.
     StudentsHomeRoom {
         students: usize,
         room: usize,

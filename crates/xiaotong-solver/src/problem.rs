@@ -564,7 +564,7 @@ impl Problem {
                         return Err(bad("teacher or room"));
                     }
                     for (a, act) in m.activities.iter().enumerate() {
-                        if act.teachers.contains(teacher) {
+                        if act.teachers == [*teacher] {
                             home[a].push((*room, hard, w));
                         }
                     }
@@ -574,7 +574,7 @@ impl Problem {
                         return Err(bad("students set or room"));
                     }
                     for (a, act) in m.activities.iter().enumerate() {
-                        if act.students.contains(students) {
+                        if act.students == [*students] {
                             home[a].push((*room, hard, w));
                         }
                     }

@@ -4,6 +4,7 @@
 //! refused a timetable we scored as free of hard violations).
 
 use xiaotong_solver::fet::{self, FetOptions};
+use xiaotong_solver::problem::Problem;
 use xiaotong_solver::solver;
 use xiaotong_solver::{Model, Solution};
 
@@ -256,4 +257,67 @@ fn consecutive_if_same_day_does_not_cross_from_morning_to_afternoon() {
     assert_eq!(hard_at(&f, (MON1, 1), (MON2, 0)), 1);
     // Different real days: fine.
     assert_eq!(hard_at(&f, (MON2, 1), (TUE1, 0)), 0);
+}
+
+/// The tiny school with activity 4 given `teachers` and `students` (FET XML
+/// elements) and its preferred-rooms constraint replaced by `space`.
+fn tiny_activity_4(teachers: &str, students: &str, space: &str) -> String {
+    let old_4 = "<Activity><Teacher>Jones</Teacher><Subject>Art</Subject><Students>Y1</Students>";
+    let new_4 = format!("<Activity>{teachers}<Subject>Art</Subject>{students}");
+    let rooms_4 = "<ConstraintActivityPreferredRooms><Weight_Percentage>100</Weight_Percentage><Activity_Id>4</Activity_Id><Number_of_Preferred_Rooms>2</Number_of_Preferred_Rooms><Preferred_Room>R1</Preferred_Room><Preferred_Room>Hall</Preferred_Room><Active>true</Active></ConstraintActivityPreferredRooms>";
+    assert!(TINY.contains(old_4) && TINY.contains(rooms_4));
+    TINY.replace(old_4, &new_4).replace(rooms_4, space)
+}
+
+/// FET's home rooms cover only the activities of exactly that teacher or
+/// students set: a co-taught lesson, or one shared with another set, may go
+/// elsewhere, and a preferred room overrides the home room. (Reading a
+/// teacher's home room as "every lesson with this teacher" left
+/// RehobothHSY2016T2d without a room for 17 co-taught lessons.)
+#[test]
+fn home_rooms_cover_only_lessons_of_exactly_that_teacher_or_set() {
+    let jones_home = "<ConstraintTeacherHomeRoom><Weight_Percentage>100</Weight_Percentage><Teacher>Jones</Teacher><Room>R1</Room><Active>true</Active></ConstraintTeacherHomeRoom>";
+    let y1a_home = "<ConstraintStudentsSetHomeRoom><Weight_Percentage>100</Weight_Percentage><Students>Y1A</Students><Room>R1</Room><Active>true</Active></ConstraintStudentsSetHomeRoom>";
+    let y1_home = y1a_home.replace(">Y1A<", ">Y1<");
+    let jones = "<Teacher>Jones</Teacher>";
+    let jones_smith = "<Teacher>Jones</Teacher><Teacher>Smith</Teacher>";
+    let y1a = "<Students>Y1A</Students>";
+    let y1a_y1b = "<Students>Y1A</Students><Students>Y1B</Students>";
+    // The rooms activity 4 may use (R1 = 0, Hall = 1); none asked for = any.
+    let rooms_of = |text: &str, id: u64| {
+        let m = read(text);
+        let p = Problem::compile(&m, &[]).unwrap();
+        let a = m.activities.iter().position(|a| a.id == id).unwrap();
+        if p.acts[a].needs_room {
+            p.acts[a].rooms.clone()
+        } else {
+            vec![]
+        }
+    };
+    // Jones alone: his home room binds activity 4.
+    assert_eq!(rooms_of(&tiny_activity_4(jones, y1a, jones_home), 4), [0]);
+    // Jones with Smith: it does not.
+    assert_eq!(
+        rooms_of(&tiny_activity_4(jones_smith, y1a, jones_home), 4),
+        []
+    );
+    // Y1A alone: its home room binds activity 4 ...
+    assert_eq!(rooms_of(&tiny_activity_4(jones, y1a, y1a_home), 4), [0]);
+    // ... but not when Y1B attends too, nor the year's home room the group.
+    assert_eq!(rooms_of(&tiny_activity_4(jones, y1a_y1b, y1a_home), 4), []);
+    assert_eq!(rooms_of(&tiny_activity_4(jones, y1a, &y1_home), 4), []);
+    // Math (activity 1, Y1A alone) keeps its preferred R1 over a Hall home
+    // room: the preferred room overrides it.
+    let hall_home = y1a_home.replace(">R1<", ">Hall<");
+    assert_eq!(rooms_of(&tiny_activity_4(jones, y1a, &hall_home), 1), [0]);
+    assert_eq!(rooms_of(&tiny_activity_4(jones, y1a, &hall_home), 4), [1]);
+    // A timetable with the co-taught activity 4 in no room is free of hard
+    // violations; with Jones alone it is not.
+    let unroomed: Vec<_> = SAME_DAY_ADJACENT
+        .iter()
+        .map(|&(id, d, h, r)| (id, d, h, if id == 4 { None } else { r }))
+        .collect();
+    let hard = |text: &str| score(&read(text), &unroomed).0;
+    assert_eq!(hard(&tiny_activity_4(jones_smith, y1a, jones_home)), 0);
+    assert_eq!(hard(&tiny_activity_4(jones, y1a, jones_home)), 1);
 }
