@@ -316,6 +316,23 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
         .collect();
     let subjects = Names::new(m.subjects.iter().map(String::as_str));
     let mut behaviors = Vec::new();
+    // Old Morocco files list the teachers who may work both halves of one
+    // or two real days; FET makes every other teacher exclusive.
+    let mut morocco_exceptions: HashMap<String, usize> = HashMap::new();
+    if version.contains("-morocco") {
+        for (list, max) in [
+            ("Exception_Teachers_One_Day_List", 1),
+            ("Exception_Teachers_Two_Days_List", 2),
+        ] {
+            for t in root
+                .child(list)
+                .iter()
+                .flat_map(|l| l.children_named("Teacher"))
+            {
+                morocco_exceptions.insert(t.text.trim().to_string(), max);
+            }
+        }
+    }
     for (name, el) in names_of(root.child("Teachers_List"), "Teacher") {
         let mut q = Vec::new();
         if let Some(qs) = el.child("Qualified_Subjects") {
@@ -334,8 +351,9 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
                 Some("One day exception") => Some(1),
                 Some("Two days exception") => Some(2),
                 Some(_) => None,
-                // FET makes the teachers of an old Morocco file exclusive.
-                None if version.contains("-morocco") => Some(0),
+                None if version.contains("-morocco") => {
+                    Some(morocco_exceptions.get(name.trim()).copied().unwrap_or(0))
+                }
                 None => None,
             };
             if let Some(max) = full_days {

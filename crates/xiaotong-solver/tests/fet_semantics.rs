@@ -136,6 +136,22 @@ fn mornings_afternoons_behavior_of_teachers() {
     // old Algerian files with unrestricted ones.
     let morocco = ma_file("5.27.3-morocco", false, None, "");
     assert_eq!(hard_at(&morocco, (MON1, 0), (MON2, 0)), 1);
+    // ... except the teachers its exception lists name, who may work both
+    // halves of one (or two) real days: fet-cl's own timetable of
+    // farabi432 has nine of them doing so.
+    let excepted = |list: &str, teacher: &str| {
+        morocco.replace(
+            "</Teachers_List>",
+            &format!("</Teachers_List><{list}><Teacher>{teacher}</Teacher></{list}>"),
+        )
+    };
+    for list in [
+        "Exception_Teachers_One_Day_List",
+        "Exception_Teachers_Two_Days_List",
+    ] {
+        assert_eq!(hard_at(&excepted(list, "T"), (MON1, 0), (MON2, 0)), 0);
+        assert_eq!(hard_at(&excepted(list, "U"), (MON1, 0), (MON2, 0)), 1);
+    }
     let algeria = ma_file("5.27.3-algeria17", false, None, "");
     assert_eq!(hard_at(&algeria, (MON1, 0), (MON2, 0)), 0);
     // Outside that mode, halves are ordinary days.
