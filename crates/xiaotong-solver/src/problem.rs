@@ -2,7 +2,7 @@
 //! candidates, resources and constraint instances in flat vectors.
 
 use crate::model::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// A constraint the timetable may be allowed to break when no feasible
 /// timetable is found in time (the relaxation ladder).
@@ -617,6 +617,8 @@ impl Problem {
             }
         }
 
+        let covered = covered_students(nt, &res_acts, &rcons);
+
         // Final time domains and soft start costs.
         let mut acts = Vec::with_capacity(n_acts);
         for (a, act) in m.activities.iter().enumerate() {
@@ -778,7 +780,11 @@ impl Problem {
             }
             acts.push(PAct {
                 dur,
-                res: act_res[a].clone(),
+                res: act_res[a]
+                    .iter()
+                    .copied()
+                    .filter(|&r| !covered[r as usize])
+                    .collect(),
                 allowed: al,
                 starts,
                 start_cost: sc,
@@ -890,4 +896,56 @@ impl Problem {
                 .collect(),
         })
     }
+}
+
+/// Students resources (subgroups) the search need not track: those without
+/// a constraint of their own whose lessons are all lessons of another
+/// subgroup too, so that a clash of theirs is always a clash of that one.
+/// Schools that divide years into categories have thousands of subgroups
+/// (StPaulsColY13T1a: 6,912), and a year's lesson would otherwise touch
+/// hundreds of them at each move. Their unavailable times are already in
+/// the lessons' allowed starts.
+fn covered_students(nt: usize, res_acts: &[Vec<usize>], rcons: &[ResCon]) -> Vec<bool> {
+    let n_res = res_acts.len();
+    let mut constrained = vec![false; n_res];
+    for rc in rcons {
+        constrained[rc.res as usize] = true;
+    }
+    let mut covered = vec![false; n_res];
+    // The subgroups of each lesson, to find the candidates that could
+    // cover a subgroup: those of its lesson with the fewest subgroups.
+    let mut act_atoms: HashMap<usize, Vec<usize>> = HashMap::new();
+    for r in nt..n_res {
+        for &a in &res_acts[r] {
+            act_atoms.entry(a).or_default().push(r);
+        }
+    }
+    let includes = |big: &[usize], small: &[usize]| {
+        let mut i = 0;
+        small.iter().all(|x| {
+            while i < big.len() && big[i] < *x {
+                i += 1;
+            }
+            i < big.len() && big[i] == *x
+        })
+    };
+    for r in nt..n_res {
+        let acts = &res_acts[r];
+        if constrained[r] || acts.is_empty() {
+            continue;
+        }
+        let rarest = acts
+            .iter()
+            .min_by_key(|a| act_atoms[a].len())
+            .map(|a| &act_atoms[a])
+            .unwrap();
+        // Covered by a larger set, or by an equal one listed first (so
+        // that one of equal subgroups stays).
+        covered[r] = rarest.iter().any(|&o| {
+            o != r
+                && (res_acts[o].len() > acts.len() || (res_acts[o].len() == acts.len() && o < r))
+                && includes(&res_acts[o], acts)
+        });
+    }
+    covered
 }

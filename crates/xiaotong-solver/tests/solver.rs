@@ -509,3 +509,74 @@ fn cli_prints_final_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Students sets that overlap in random ways (a lesson's subgroups, some of
+/// them covered by others), no teachers, no rooms, no other constraint:
+/// a random timetable breaks a hard constraint exactly when some subgroup
+/// has two lessons at once, whichever subgroups the search leaves out.
+fn nested_students_model(seed: u64) -> (Model, Solution) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (days, periods, na) = (2, 3, rng.gen_range(2..9));
+    let sets: Vec<StudentsSet> = (0..rng.gen_range(1..9))
+        .map(|i| {
+            let mut atoms: Vec<usize> = (0..na).filter(|_| rng.gen_bool(0.3)).collect();
+            if atoms.is_empty() {
+                atoms.push(rng.gen_range(0..na));
+            }
+            StudentsSet {
+                name: format!("s{i}"),
+                size: 10,
+                atoms,
+            }
+        })
+        .collect();
+    let mut m = Model {
+        name: "nested".into(),
+        days: (0..days).map(|d| format!("d{d}")).collect(),
+        periods: (0..periods).map(|p| format!("p{p}")).collect(),
+        atoms: (0..na).map(|a| format!("g{a}")).collect(),
+        students: sets,
+        ..Model::default()
+    };
+    let mut sol = Solution::empty(0);
+    for i in 0..rng.gen_range(1..14) {
+        let duration = rng.gen_range(1..3);
+        m.activities.push(Activity {
+            id: i + 1,
+            duration,
+            students: vec![rng.gen_range(0..m.students.len())],
+            ..Activity::default()
+        });
+        let start = (
+            rng.gen_range(0..days),
+            rng.gen_range(0..=periods - duration),
+        );
+        sol.start.push(Some(start));
+        sol.room.push(None);
+    }
+    (m, sol)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn a_clash_of_any_subgroup_is_hard(seed in any::<u64>()) {
+        let (m, sol) = nested_students_model(seed);
+        let busy = |atom: usize, a: usize, d: usize, p: usize| {
+            let act = &m.activities[a];
+            let (sd, sp) = sol.start[a].unwrap();
+            m.students[act.students[0]].atoms.contains(&atom)
+                && sd == d
+                && (sp..sp + act.duration).contains(&p)
+        };
+        let clash = (0..m.atoms.len()).any(|g| {
+            (0..m.days.len()).any(|d| {
+                (0..m.periods.len()).any(|p| {
+                    (0..m.activities.len()).filter(|&a| busy(g, a, d, p)).count() > 1
+                })
+            })
+        });
+        let (cost, _) = solver::evaluate(&m, &sol).unwrap();
+        prop_assert_eq!(cost.hard > 0, clash);
+    }
+}
