@@ -23,6 +23,12 @@
 //! violation *and* fet-cl, run on the written file (every activity locked),
 //! confirms it (`ours_solved`); `ours_hard0` counts the timetables without
 //! hard violations by our own evaluation.
+//!
+//! The other way round, when fet-cl runs (no `--fet-baseline`) and solves a
+//! file, our scorer checks fet-cl's own timetable (column `fet_tt_hard`, the
+//! hard violations we count in it): anything but 0 means our model reads a
+//! constraint more strictly than FET does. The last line counts those files
+//! as `model_disagreements`.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -181,6 +187,39 @@ fn run_ours(bin: &Path, file: &Path, extra: &[String], out: &Path) -> Result<Our
     Ok(r)
 }
 
+/// Our hard violations in a timetable `timetable` of `file` (a FET file
+/// with every activity locked, such as fet-cl writes), by `solve --check`.
+fn score_timetable(bin: &Path, file: &Path, timetable: &Path) -> Result<i64> {
+    let o = Command::new(bin)
+        .arg(file)
+        .arg("--check")
+        .arg("--solution")
+        .arg(timetable)
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.lines()
+        .filter(|l| l.starts_with("solved="))
+        .flat_map(str::split_whitespace)
+        .find_map(|kv| kv.strip_prefix("hard=")?.parse().ok())
+        .with_context(|| {
+            format!(
+                "scoring fet-cl's timetable of {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            )
+        })
+}
+
+/// The timetable fet-cl wrote into `outdir` for `file`, with the data.
+fn fet_timetable(outdir: &Path, file: &Path) -> PathBuf {
+    let name = file.file_stem().unwrap_or_default().to_string_lossy();
+    outdir
+        .join("timetables")
+        .join(&*name)
+        .join(format!("{name}_data_and_timetable.fet"))
+}
+
 /// Run fet-cl; (solved, wall seconds).
 fn run_fet(file: &Path, time_limit: f64, outdir: &Path) -> Result<(bool, f64)> {
     let _ = std::fs::remove_dir_all(outdir);
@@ -278,10 +317,20 @@ fn bench_fet(o: &Opts) -> Result<()> {
         extra.push(o.polish.to_string());
     }
     println!(
-        "{:<72} {:>6} {:>8} {:>6} {:>8} {:>9} {:>5} {:>8} {:>8}",
-        "file", "fet", "fet_s", "ours", "ours_s", "feasible", "hard", "soft", "fet_ok"
+        "{:<72} {:>6} {:>8} {:>6} {:>8} {:>9} {:>5} {:>8} {:>8} {:>11}",
+        "file",
+        "fet",
+        "fet_s",
+        "ours",
+        "ours_s",
+        "feasible",
+        "hard",
+        "soft",
+        "fet_ok",
+        "fet_tt_hard"
     );
     let (mut fet_solved, mut ours_solved, mut ours_hard0) = (0, 0, 0);
+    let mut disagreements = 0;
     let mut ratios = Vec::new();
     for f in &files {
         let path = o.examples.join(f);
@@ -291,6 +340,13 @@ fn bench_fet(o: &Opts) -> Result<()> {
             b.get(*f).copied().unwrap_or((false, f64::NAN))
         } else {
             run_fet(&path, limit, &tmp.join("fet"))?
+        };
+        let fet_tt = if fs && baseline.is_none() && !o.skip_fet {
+            let hard = score_timetable(&bin, &path, &fet_timetable(&tmp.join("fet"), &path))?;
+            disagreements += (hard != 0) as usize;
+            hard.to_string()
+        } else {
+            "-".to_string()
         };
         let out = tmp.join("ours.fet");
         let _ = std::fs::remove_file(&out);
@@ -320,7 +376,7 @@ fn bench_fet(o: &Opts) -> Result<()> {
             ratios.push(t / ft.max(0.01));
         }
         println!(
-            "{:<72} {:>6} {:>8.2} {:>6} {:>8.2} {:>9} {:>5} {:>8} {:>8}",
+            "{:<72} {:>6} {:>8.2} {:>6} {:>8.2} {:>9} {:>5} {:>8} {:>8} {:>11}",
             f,
             fs as u8,
             ft,
@@ -331,7 +387,8 @@ fn bench_fet(o: &Opts) -> Result<()> {
                 .unwrap_or_else(|| "-".into()),
             ours.hard,
             ours.soft,
-            confirmed
+            confirmed,
+            fet_tt
         );
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -339,8 +396,13 @@ fn bench_fet(o: &Opts) -> Result<()> {
         .map(|r| format!("{r:.3}"))
         .unwrap_or_else(|| "NA".into());
     println!(
-        "bench=fet files={} fet_solved={fet_solved} ours_solved={ours_solved} median_ratio={r} ours_hard0={ours_hard0} time_limit={limit}",
-        files.len()
+        "bench=fet files={} fet_solved={fet_solved} ours_solved={ours_solved} median_ratio={r} ours_hard0={ours_hard0} time_limit={limit}{}",
+        files.len(),
+        if baseline.is_none() && !o.skip_fet {
+            format!(" model_disagreements={disagreements}")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
