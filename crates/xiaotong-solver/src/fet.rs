@@ -320,6 +320,10 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
     // or two real days; FET makes every other teacher exclusive.
     let mut morocco_exceptions: HashMap<String, usize> = HashMap::new();
     if version.contains("-morocco") {
+        let teacher_names: Vec<String> = names_of(root.child("Teachers_List"), "Teacher")
+            .into_iter()
+            .map(|(name, _)| name.trim().to_string())
+            .collect();
         for (list, max) in [
             ("Exception_Teachers_One_Day_List", 1),
             ("Exception_Teachers_Two_Days_List", 2),
@@ -329,7 +333,11 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
                 .iter()
                 .flat_map(|l| l.children_named("Teacher"))
             {
-                morocco_exceptions.insert(t.text.trim().to_string(), max);
+                let name = t.text.trim();
+                if !teacher_names.iter().any(|n| n == name) {
+                    return Err(unknown("teacher", name, t));
+                }
+                morocco_exceptions.insert(name.to_string(), max);
             }
         }
     }

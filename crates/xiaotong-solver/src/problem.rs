@@ -180,6 +180,10 @@ pub struct Problem {
     /// constraints ask on every move and a division costs more).
     pub slot_day: Vec<u16>,
     pub slot_real_day: Vec<u16>,
+    /// Per slot (and one past the last): the first slot from there on that
+    /// is not a break of the same day ("two activities consecutive" may
+    /// have breaks between them, as FET defines it).
+    pub past_breaks: Vec<u16>,
 }
 
 fn expand_who(m: &Model, who: &Who) -> Vec<u32> {
@@ -893,6 +897,15 @@ impl Problem {
             slot_day: (0..days * periods).map(|s| (s / periods) as u16).collect(),
             slot_real_day: (0..days * periods)
                 .map(|s| (s / periods / m.days_per_real_day.max(1)) as u16)
+                .collect(),
+            past_breaks: (0..=slots)
+                .map(|x| {
+                    let mut y = x;
+                    while y < slots && all_forbid[y] && y / periods == x / periods {
+                        y += 1;
+                    }
+                    y as u16
+                })
                 .collect(),
         })
     }

@@ -131,7 +131,7 @@ pub fn pair_cost(p: &Problem, g: &GroupCon, a: usize, sa: u16, b: usize, sb: u16
         GKind::Consecutive => {
             let (first, second) = if g.acts[0] == a { (sa, sb) } else { (sb, sa) };
             let first_end = first + p.acts[g.acts[0]].dur;
-            (day[first] != day[second] || first_end != second) as i64
+            (day[first] != day[second] || p.past_breaks[first_end] as usize != second) as i64
         }
         _ => 0,
     }

@@ -150,7 +150,12 @@ fn mornings_afternoons_behavior_of_teachers() {
         "Exception_Teachers_Two_Days_List",
     ] {
         assert_eq!(hard_at(&excepted(list, "T"), (MON1, 0), (MON2, 0)), 0);
-        assert_eq!(hard_at(&excepted(list, "U"), (MON1, 0), (MON2, 0)), 1);
+        // A list naming a teacher the file does not have is refused.
+        let err = fet::read_str(&excepted(list, "U"), &FetOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("teacher") && err.to_string().contains("U"),
+            "{err}"
+        );
     }
     let algeria = ma_file("5.27.3-algeria17", false, None, "");
     assert_eq!(hard_at(&algeria, (MON1, 0), (MON2, 0)), 0);
@@ -336,4 +341,55 @@ fn home_rooms_cover_only_lessons_of_exactly_that_teacher_or_set() {
     let hard = |text: &str| score(&read(text), &unroomed).0;
     assert_eq!(hard(&tiny_activity_4(jones_smith, y1a, jones_home)), 0);
     assert_eq!(hard(&tiny_activity_4(jones, y1a, jones_home)), 1);
+}
+
+/// One day of three hours (1, B, 2); activities 1 and 2 of teacher T, one
+/// hour each; `constraints` added to the time constraints.
+fn day_with_break(constraints: &str) -> String {
+    let act = |id: u32| {
+        format!(
+            "<Activity><Teacher>T</Teacher><Subject>S</Subject><Students>G</Students><Duration>1</Duration><Total_Duration>1</Total_Duration><Id>{id}</Id><Activity_Group_Id>0</Activity_Group_Id><Active>true</Active></Activity>"
+        )
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<fet version="6.8.5">
+<Institution_Name>B</Institution_Name>
+<Days_List><Number_of_Days>1</Number_of_Days><Day><Name>Mon</Name></Day></Days_List>
+<Hours_List><Number_of_Hours>3</Number_of_Hours><Hour><Name>1</Name></Hour><Hour><Name>B</Name></Hour><Hour><Name>2</Name></Hour></Hours_List>
+<Subjects_List><Subject><Name>S</Name></Subject></Subjects_List>
+<Teachers_List><Teacher><Name>T</Name></Teacher></Teachers_List>
+<Students_List><Year><Name>G</Name><Number_of_Students>0</Number_of_Students></Year></Students_List>
+<Activities_List>{}{}</Activities_List>
+<Time_Constraints_List>
+<ConstraintBasicCompulsoryTime><Weight_Percentage>100</Weight_Percentage><Active>true</Active></ConstraintBasicCompulsoryTime>
+{constraints}
+</Time_Constraints_List>
+<Space_Constraints_List/>
+</fet>
+"#,
+        act(1),
+        act(2)
+    )
+}
+
+/// "Two activities consecutive" lets a break lie between the two, as FET
+/// defines it ("no gaps are allowed between them, except for break
+/// constraints"); fet-cl's own timetables of two Moroccan examples
+/// (TEST_EDT018_019_BIS_66 and _99) have four such pairs each.
+#[test]
+fn two_activities_consecutive_may_have_a_break_between() {
+    let consecutive = "<ConstraintTwoActivitiesConsecutive><Weight_Percentage>100</Weight_Percentage><First_Activity_Id>1</First_Activity_Id><Second_Activity_Id>2</Second_Activity_Id><Active>true</Active></ConstraintTwoActivitiesConsecutive>";
+    let break_b = "<ConstraintBreakTimes><Weight_Percentage>100</Weight_Percentage><Number_of_Break_Times>1</Number_of_Break_Times><Break_Time><Day>Mon</Day><Hour>B</Hour></Break_Time><Active>true</Active></ConstraintBreakTimes>";
+    let hard = |text: &str, h1: usize, h2: usize| {
+        score(&read(text), &[(1, 0, h1, None), (2, 0, h2, None)]).0
+    };
+    let with_break = day_with_break(&format!("{consecutive}{break_b}"));
+    assert_eq!(hard(&with_break, 0, 2), 0);
+    // The order still counts.
+    assert_eq!(hard(&with_break, 2, 0), 1);
+    // Without the break, the hour between is a gap.
+    let without = day_with_break(consecutive);
+    assert_eq!(hard(&without, 0, 2), 1);
+    assert_eq!(hard(&without, 0, 1), 0);
 }
