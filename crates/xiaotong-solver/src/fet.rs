@@ -318,12 +318,9 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
     let mut behaviors = Vec::new();
     // Old Morocco files list the teachers who may work both halves of one
     // or two real days; FET makes every other teacher exclusive.
+    let teacher_els = names_of(root.child("Teachers_List"), "Teacher");
     let mut morocco_exceptions: HashMap<String, usize> = HashMap::new();
     if version.contains("-morocco") {
-        let teacher_names: Vec<String> = names_of(root.child("Teachers_List"), "Teacher")
-            .into_iter()
-            .map(|(name, _)| name.trim().to_string())
-            .collect();
         for (list, max) in [
             ("Exception_Teachers_One_Day_List", 1),
             ("Exception_Teachers_Two_Days_List", 2),
@@ -334,14 +331,14 @@ pub fn read_str(text: &str, opts: &FetOptions) -> Result<Model> {
                 .flat_map(|l| l.children_named("Teacher"))
             {
                 let name = t.text.trim();
-                if !teacher_names.iter().any(|n| n == name) {
+                if !teacher_els.iter().any(|(n, _)| n.trim() == name) {
                     return Err(unknown("teacher", name, t));
                 }
                 morocco_exceptions.insert(name.to_string(), max);
             }
         }
     }
-    for (name, el) in names_of(root.child("Teachers_List"), "Teacher") {
+    for (name, el) in teacher_els {
         let mut q = Vec::new();
         if let Some(qs) = el.child("Qualified_Subjects") {
             for s in qs.children_named("Qualified_Subject") {

@@ -2,7 +2,7 @@
 //! candidates, resources and constraint instances in flat vectors.
 
 use crate::model::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// A constraint the timetable may be allowed to break when no feasible
 /// timetable is found in time (the relaxation ladder).
@@ -621,7 +621,7 @@ impl Problem {
             }
         }
 
-        let covered = covered_students(nt, &res_acts, &rcons);
+        let covered = covered_students(nt, n_acts, &res_acts, &rcons);
 
         // Final time domains and soft start costs.
         let mut acts = Vec::with_capacity(n_acts);
@@ -918,7 +918,12 @@ impl Problem {
 /// (StPaulsColY13T1a lists 6,912, of which 1,746 differ), and a year's
 /// lesson would otherwise touch hundreds of them at each move. Their
 /// unavailable times are already in the lessons' allowed starts.
-fn covered_students(nt: usize, res_acts: &[Vec<usize>], rcons: &[ResCon]) -> Vec<bool> {
+fn covered_students(
+    nt: usize,
+    n_acts: usize,
+    res_acts: &[Vec<usize>],
+    rcons: &[ResCon],
+) -> Vec<bool> {
     let n_res = res_acts.len();
     let mut constrained = vec![false; n_res];
     for rc in rcons {
@@ -927,10 +932,10 @@ fn covered_students(nt: usize, res_acts: &[Vec<usize>], rcons: &[ResCon]) -> Vec
     let mut covered = vec![false; n_res];
     // The subgroups of each lesson, to find the candidates that could
     // cover a subgroup: those of its lesson with the fewest subgroups.
-    let mut act_atoms: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut act_atoms: Vec<Vec<usize>> = vec![Vec::new(); n_acts];
     for r in nt..n_res {
         for &a in &res_acts[r] {
-            act_atoms.entry(a).or_default().push(r);
+            act_atoms[a].push(r);
         }
     }
     let includes = |big: &[usize], small: &[usize]| {
@@ -949,8 +954,8 @@ fn covered_students(nt: usize, res_acts: &[Vec<usize>], rcons: &[ResCon]) -> Vec
         }
         let rarest = acts
             .iter()
-            .min_by_key(|a| act_atoms[a].len())
-            .map(|a| &act_atoms[a])
+            .min_by_key(|&&a| act_atoms[a].len())
+            .map(|&a| &act_atoms[a])
             .unwrap();
         // Covered by a larger set, or by an equal one listed first (so
         // that one of equal subgroups stays).

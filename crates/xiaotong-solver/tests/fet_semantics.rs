@@ -67,6 +67,13 @@ fn consecutive_if_same_day_is_hard_whatever_the_weight() {
     assert_eq!(score(&read(&plain), SAME_DAY_APART), (0, 95));
 }
 
+/// Activity `id`: one hour of teacher T, subject S, for students `group`.
+fn one_hour_of_t(id: u32, group: &str) -> String {
+    format!(
+        "<Activity><Teacher>T</Teacher><Subject>S</Subject><Students>{group}</Students><Duration>1</Duration><Total_Duration>1</Total_Duration><Id>{id}</Id><Activity_Group_Id>0</Activity_Group_Id><Active>true</Active></Activity>"
+    )
+}
+
 /// A mornings-afternoons file: half days Mon1, Mon2, Tue1, Tue2 of two hours;
 /// teacher T teaches activity 1 (group G1) and 2 (group G2), one hour each.
 fn ma_file(version: &str, mode: bool, behavior: Option<&str>, constraints: &str) -> String {
@@ -78,11 +85,6 @@ fn ma_file(version: &str, mode: bool, behavior: Option<&str>, constraints: &str)
     let behavior = behavior
         .map(|b| format!("<Mornings_Afternoons_Behavior>{b}</Mornings_Afternoons_Behavior>"))
         .unwrap_or_default();
-    let act = |id: u32, g: &str| {
-        format!(
-            "<Activity><Teacher>T</Teacher><Subject>S</Subject><Students>{g}</Students><Duration>1</Duration><Total_Duration>1</Total_Duration><Id>{id}</Id><Activity_Group_Id>0</Activity_Group_Id><Active>true</Active></Activity>"
-        )
-    };
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <fet version="{version}">
@@ -106,8 +108,8 @@ fn ma_file(version: &str, mode: bool, behavior: Option<&str>, constraints: &str)
 <Space_Constraints_List/>
 </fet>
 "#,
-        act(1, "G1"),
-        act(2, "G2")
+        one_hour_of_t(1, "G1"),
+        one_hour_of_t(2, "G2")
     )
 }
 
@@ -346,11 +348,6 @@ fn home_rooms_cover_only_lessons_of_exactly_that_teacher_or_set() {
 /// One day of three hours (1, B, 2); activities 1 and 2 of teacher T, one
 /// hour each; `constraints` added to the time constraints.
 fn day_with_break(constraints: &str) -> String {
-    let act = |id: u32| {
-        format!(
-            "<Activity><Teacher>T</Teacher><Subject>S</Subject><Students>G</Students><Duration>1</Duration><Total_Duration>1</Total_Duration><Id>{id}</Id><Activity_Group_Id>0</Activity_Group_Id><Active>true</Active></Activity>"
-        )
-    };
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <fet version="6.8.5">
@@ -368,8 +365,8 @@ fn day_with_break(constraints: &str) -> String {
 <Space_Constraints_List/>
 </fet>
 "#,
-        act(1),
-        act(2)
+        one_hour_of_t(1, "G"),
+        one_hour_of_t(2, "G")
     )
 }
 
