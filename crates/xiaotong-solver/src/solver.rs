@@ -5,7 +5,7 @@
 
 use crate::model::{ConstraintKind, Model, Solution, Weight};
 use crate::problem::{GKind, Problem, RKind, Relaxation, NONE};
-use crate::state::{pair_cost, Cost, State};
+use crate::state::{min_days_broken, pair_cost, same_day_apart, Cost, State};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,8 +19,10 @@ type Moves = Vec<(usize, u16, u16)>;
 
 const HARD_WEIGHT: i64 = 1_000_000_000;
 /// How long the recursive search may go without coming closer to a complete
-/// timetable before it starts again.
-const CHAIN_PATIENCE: Duration = Duration::from_secs(5);
+/// timetable before it starts again, at least: it also waits as long as the
+/// run took to get that close, so restarts grow rarer (runs on JMSS and
+/// RehobothHSY2016T2d stall for 5–10 s and then finish).
+const CHAIN_PATIENCE: Duration = Duration::from_secs(20);
 /// Per mille probability of accepting a worsening move in the tabu search.
 const TABU_NOISE: u32 = 30;
 /// Cost of taking out a unit per earlier time it was taken out of the same
@@ -543,6 +545,26 @@ fn worker(
     Ok(out)
 }
 
+/// A placed lesson of another unit that shares a hard pairwise constraint
+/// with lesson `a` of the unit whose starts are being compared.
+struct PairPartner {
+    a: u32,
+    b: u32,
+    unit: u32,
+    group: u32,
+    /// Where `b` starts and ends.
+    start: u16,
+    end: u16,
+    check: PairCheck,
+}
+
+#[derive(Clone, Copy)]
+enum PairCheck {
+    MinDays(usize),
+    SameDayConsecutive,
+    Other,
+}
+
 struct Search<'p, 'r, 's> {
     p: &'p Problem,
     st: State<'p>,
@@ -948,12 +970,54 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         }
     }
 
+    /// The placed lessons of other units that share a hard pairwise
+    /// constraint (min days, same day consecutive, not overlapping,
+    /// consecutive) with a lesson of unit `u`: fixed while `u`'s starts
+    /// are compared, so callers find them once for all starts.
+    fn pair_partners(&self, u: usize) -> Vec<PairPartner> {
+        let p = self.p;
+        let mut out = Vec::new();
+        for &a in &p.units[u] {
+            for &g in &p.act_groups[a] {
+                let gc = &p.groups[g as usize];
+                if !gc.hard || !gc.kind.pairwise() {
+                    continue;
+                }
+                for &b in &gc.acts {
+                    let v = p.act_unit[b];
+                    let sb = self.st.start[b];
+                    if b != a && v != u && sb != NONE {
+                        // The two most common kinds are decided inline from
+                        // the other lesson's day and hours.
+                        let check = match gc.kind {
+                            GKind::MinDays { min } => PairCheck::MinDays(min),
+                            GKind::SameDayConsecutive => PairCheck::SameDayConsecutive,
+                            _ => PairCheck::Other,
+                        };
+                        out.push(PairPartner {
+                            a: a as u32,
+                            b: b as u32,
+                            unit: v as u32,
+                            group: g,
+                            start: sb,
+                            end: sb + p.acts[b].dur as u16,
+                            check,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The units to take out so that unit `u` can start at `s` (into
     /// `self.conflicts`): those it would clash with (teachers, students,
     /// rooms), those it would break a hard pairwise constraint with (min
-    /// days, not overlapping, consecutive), and those that make a hard "max
-    /// days per week" full. The unit's own placement goes to `self.placed`.
-    fn conflicts_at(&mut self, u: usize, s: u16) {
+    /// days, same day consecutive, not overlapping, consecutive; from
+    /// `partners`, [`Self::pair_partners`] of `u`), and those that make a
+    /// hard "max days per week" full. The unit's own placement goes to
+    /// `self.placed`.
+    fn conflicts_at(&mut self, u: usize, s: u16, partners: &[PairPartner]) {
         let p = self.p;
         self.conflicts.clear();
         for &a in &p.units[u] {
@@ -998,22 +1062,23 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         }
         // Units that break a hard pairwise constraint (min days, same
         // day consecutive, not overlapping, consecutive) with u at s.
-        for &a in &p.units[u] {
-            for &g in &p.act_groups[a] {
-                let gc = &p.groups[g as usize];
-                if !gc.hard {
-                    continue;
+        let sa = s as usize;
+        for pp in partners {
+            let v = pp.unit as usize;
+            let (sb, eb) = (pp.start as usize, pp.end as usize);
+            let breaks = match pp.check {
+                PairCheck::MinDays(min) => min_days_broken(p, sa, sb, min),
+                PairCheck::SameDayConsecutive => {
+                    let ea = sa + p.acts[pp.a as usize].dur;
+                    same_day_apart(p, sa, ea, sb, eb)
                 }
-                for &b in &gc.acts {
-                    let sb = self.st.start[b];
-                    if b == a || sb == NONE {
-                        continue;
-                    }
-                    let v = p.act_unit[b];
-                    if v != u && !self.conflicts.contains(&v) && pair_cost(p, gc, a, s, b, sb) > 0 {
-                        self.conflicts.push(v);
-                    }
+                PairCheck::Other => {
+                    let gc = &p.groups[pp.group as usize];
+                    pair_cost(p, gc, pp.a as usize, s, pp.b as usize, pp.start) > 0
                 }
+            };
+            if breaks && !self.conflicts.contains(&v) {
+                self.conflicts.push(v);
             }
         }
         self.max_days_conflicts(u, s);
@@ -1054,9 +1119,10 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let mut cands: Vec<(usize, u32, u32, u32)> = Vec::new();
         let mut cand_moves: Moves = Vec::new();
         let mut cand_units: Vec<usize> = Vec::new();
+        let partners = self.pair_partners(u);
         for i in 0..p.unit_starts[u].len() {
             let s = p.unit_starts[u][i];
-            self.conflicts_at(u, s);
+            self.conflicts_at(u, s, &partners);
             if self.conflicts.iter().any(|&v| self.in_chain[v]) {
                 continue;
             }
@@ -1101,6 +1167,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             if confl.is_empty() {
                 return true;
             }
+            let marked = self.chain_marked.len();
             for &v in confl {
                 self.in_chain[v] = true;
                 self.chain_marked.push(v);
@@ -1117,7 +1184,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             if ok {
                 return true;
             }
-            for &v in confl {
+            // Everything this attempt moved may move again (FET unmarks
+            // every activity it restores).
+            for v in self.chain_marked.drain(marked..) {
                 self.in_chain[v] = false;
             }
             self.restore(mark);
@@ -1229,12 +1298,13 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         // With the recursive search, first only the starts that break
         // nothing but take units out (the timetable stays free of hard
         // violations), as FET does; any start when there is none.
+        let partners = self.pair_partners(u);
         for strict in [self.chain, false] {
             let mut k = 0;
             while k < n.min(sample * step) {
                 let s = starts[(off + k) % n];
                 k += step;
-                self.conflicts_at(u, s);
+                self.conflicts_at(u, s, &partners);
                 self.conflict_moves();
                 // Prefer taking out units that were rarely taken out from there.
                 let (mut penalty, mut least) = (0i64, i64::MAX);
@@ -1320,6 +1390,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let mut last_best_at = Instant::now();
         let mut iter: u64 = 0;
         let (mut chain_low, mut chain_low_at) = (i64::MAX, Instant::now());
+        let mut chain_run_start = Instant::now();
         loop {
             if iter % 64 == 0 {
                 let now = Instant::now();
@@ -1375,7 +1446,10 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 if hard < chain_low {
                     chain_low = hard;
                     chain_low_at = Instant::now();
-                } else if hard > 0 && chain_low_at.elapsed() >= CHAIN_PATIENCE {
+                } else if hard > 0
+                    && chain_low_at.elapsed() >= CHAIN_PATIENCE.max(chain_low_at - chain_run_start)
+                {
+                    chain_run_start = Instant::now();
                     self.chain_restart();
                     chain_low = i64::MAX;
                     chain_low_at = Instant::now();
@@ -1965,6 +2039,77 @@ mod tests {
         f(&mut search);
     }
 
+    /// The pairwise conflicts found from `pair_partners` (with "min days"
+    /// and "consecutive if same day" decided inline) are those `pair_cost`
+    /// finds, and whatever else is in the way clashes.
+    #[test]
+    fn pair_partners_find_what_pair_cost_finds() {
+        // primaria.fet has "min days" with and without "consecutive if
+        // same day"; half of its units are placed at random, and every
+        // start of every third unit is compared with `pair_cost` over all
+        // groups.
+        let file = include_str!("../tests/data/primaria.fet");
+        with_chain_search(file, |search| {
+            let p = search.p;
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            let mut compared = 0;
+            for round in 0..20 {
+                let mut mv: Moves = Vec::new();
+                for u in 0..p.units.len() {
+                    let starts = &p.unit_starts[u];
+                    let s = if starts.is_empty() || rng.gen_range(0..2) == 0 {
+                        NONE
+                    } else {
+                        starts[rng.gen_range(0..starts.len())]
+                    };
+                    mv.extend(p.units[u].iter().map(|&a| (a, s, NONE)));
+                }
+                search.st.apply(&mv);
+                for u in (round % 3..p.units.len()).step_by(3) {
+                    let partners = search.pair_partners(u);
+                    for &s in &p.unit_starts[u] {
+                        let mut expected: Vec<usize> = Vec::new();
+                        for &a in &p.units[u] {
+                            for &g in &p.act_groups[a] {
+                                let gc = &p.groups[g as usize];
+                                for &b in gc.acts.iter().filter(|_| gc.hard) {
+                                    let (sb, v) = (search.st.start[b], p.act_unit[b]);
+                                    if b != a
+                                        && v != u
+                                        && sb != NONE
+                                        && pair_cost(p, gc, a, s, b, sb) > 0
+                                        && !expected.contains(&v)
+                                    {
+                                        expected.push(v);
+                                    }
+                                }
+                            }
+                        }
+                        search.conflicts_at(u, s, &partners);
+                        for v in &expected {
+                            assert!(search.conflicts.contains(v), "unit {u} at {s}: {v} missed");
+                        }
+                        // What else is in the way must clash with u there.
+                        for &v in search.conflicts.iter().filter(|v| !expected.contains(v)) {
+                            let clash = p.units[u].iter().any(|&a| {
+                                p.units[v].iter().any(|&b| {
+                                    let sb = search.st.start[b] as usize;
+                                    let (sa, ea) = (s as usize, s as usize + p.acts[a].dur);
+                                    sb < ea
+                                        && sa < sb + p.acts[b].dur
+                                        && p.acts[a].res.iter().any(|r| p.acts[b].res.contains(r))
+                                })
+                            });
+                            assert!(clash, "unit {u} at {s}: {v} is not in the way");
+                        }
+                        compared += expected.len();
+                    }
+                }
+            }
+            assert!(compared > 1000, "only {compared} pair conflicts compared");
+        });
+    }
+
     /// A failed recursive search leaves the timetable exactly as it was; a
     /// successful one places the unit without adding a hard violation.
     #[test]
@@ -1993,10 +2138,19 @@ mod tests {
                 search.chain_marked.push(u);
                 search.log.clear();
                 let ok = search.chain_place(u, 0, &mut budget);
+                let held: Vec<usize> = (0..p.units.len()).filter(|&v| search.in_chain[v]).collect();
                 for v in search.chain_marked.drain(..) {
                     search.in_chain[v] = false;
                 }
                 let st = &search.st;
+                if ok {
+                    assert!(held.iter().all(|&v| st.start[p.units[v][0]] != NONE));
+                } else {
+                    // A failed search holds nothing in place but the unit
+                    // itself, as FET does: what an attempt moved and put
+                    // back may move again in the next one.
+                    assert_eq!(held, vec![u]);
+                }
                 assert_eq!(st.cost(), full_cost(p, &st.start, &st.room));
                 if ok {
                     placed += 1;

@@ -110,23 +110,35 @@ pub fn rc_cost(kind: RKind, sx: i64, sy: i64, free: i64) -> i64 {
     }
 }
 
+/// Whether lessons starting at `sa` and `sb` are fewer than `min` (real)
+/// days apart ("min days between activities").
+#[inline]
+pub fn min_days_broken(p: &Problem, sa: usize, sb: usize, min: usize) -> bool {
+    let real_day = &p.slot_real_day;
+    ((real_day[sa] as usize).abs_diff(real_day[sb] as usize)) < min
+}
+
+/// Whether lessons `sa..ea` and `sb..eb` share a real day without being
+/// adjacent ("consecutive if same day"). Adjacent means within one (half)
+/// day: in mornings-afternoons mode the end of a morning and the start of
+/// the afternoon are not adjacent for FET.
+#[inline]
+pub fn same_day_apart(p: &Problem, sa: usize, ea: usize, sb: usize, eb: usize) -> bool {
+    let (day, real_day) = (&p.slot_day, &p.slot_real_day);
+    let adjacent = day[sa] == day[sb] && (ea == sb || eb == sa);
+    real_day[sa] == real_day[sb] && !adjacent
+}
+
 /// The violation of a pairwise group constraint (`GKind::pairwise`) by
 /// activities `a` at `sa` and `b` at `sb` (`a` first in the group's order).
+#[inline]
 pub fn pair_cost(p: &Problem, g: &GroupCon, a: usize, sa: u16, b: usize, sb: u16) -> i64 {
     let (sa, sb) = (sa as usize, sb as usize);
     let (ea, eb) = (sa + p.acts[a].dur, sb + p.acts[b].dur);
-    let (day, real_day) = (&p.slot_day, &p.slot_real_day);
+    let day = &p.slot_day;
     match g.kind {
-        GKind::MinDays { min } => {
-            ((real_day[sa] as usize).abs_diff(real_day[sb] as usize) < min) as i64
-        }
-        GKind::SameDayConsecutive => {
-            // Adjacent within one (half) day: in mornings-afternoons mode
-            // the end of a morning and the start of the afternoon are not
-            // adjacent for FET.
-            let adjacent = day[sa] == day[sb] && (ea == sb || eb == sa);
-            (real_day[sa] == real_day[sb] && !adjacent) as i64
-        }
+        GKind::MinDays { min } => min_days_broken(p, sa, sb, min) as i64,
+        GKind::SameDayConsecutive => same_day_apart(p, sa, ea, sb, eb) as i64,
         GKind::NotOverlapping => (ea.min(eb) as i64 - sa.max(sb) as i64).max(0),
         GKind::Consecutive => {
             let (first, second) = if g.acts[0] == a { (sa, sb) } else { (sb, sa) };
