@@ -81,6 +81,49 @@ async fn queue_rules(url: String) {
     let s = store::stats(&app.db, None).await.unwrap();
     assert_eq!((s.done, s.ready, s.running), (1, 0, 0));
 
+    // Heartbeats keep only the jobs a worker still runs: one whose outcome
+    // it could not write lapses and returns to the queue while the worker
+    // lives on.
+    let mut tx = app.db.begin().await.unwrap();
+    for _ in 0..2 {
+        jobs::enqueue(&mut tx, &NewJob::new("t.noop", serde_json::json!({})))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let pair = store::claim(&app.db, &kinds, 10, 200, "live-worker")
+        .await
+        .unwrap();
+    assert_eq!(pair.len(), 2);
+    let (kept, lapsed) = (pair[0].id, pair[1].id);
+    assert_eq!(
+        store::heartbeat(&app.db, "live-worker", &[kept], 60_000)
+            .await
+            .unwrap(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(store::reap_expired(&app.db).await.unwrap(), 1);
+    let state = |id: i64| {
+        let db = app.db.clone();
+        async move {
+            db.fetch_one(&Sql::new("SELECT state FROM jobs WHERE id = ?").bind(id))
+                .await
+                .unwrap()
+                .str("state")
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert_eq!(state(kept).await, "running");
+    assert_eq!(state(lapsed).await, "ready");
+    assert!(store::complete(&app.db, kept, "live-worker").await.unwrap());
+    let rest = store::claim(&app.db, &kinds, 10, 60_000, "w3")
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(store::complete(&app.db, rest[0].id, "w3").await.unwrap());
+
     // Failures retry with backoff, then go to the dead letters with the error.
     let attempts = Arc::new(AtomicUsize::new(0));
     let mut reg = Registry::default();

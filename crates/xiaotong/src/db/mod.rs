@@ -528,6 +528,22 @@ pub fn insert_ignore(backend: Backend, rest: &str) -> String {
 }
 
 /// Milliseconds since the Unix epoch: the one timestamp format in the database.
+/// Deadlocks, lock timeouts, serialization failures and SQLite's busy/locked
+/// errors: the statement or transaction was rolled back whole, so running it
+/// again is safe and usually succeeds.
+pub fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::Db(sqlx::Error::Database(d)) => {
+            matches!(
+                d.code().as_deref(),
+                Some("40P01" | "40001" | "1213" | "1205" | "5" | "6" | "517")
+            ) || d.message().contains("Deadlock")
+                || d.message().contains("deadlock")
+        }
+        _ => false,
+    }
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

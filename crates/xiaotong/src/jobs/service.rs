@@ -5,7 +5,7 @@
 
 use super::model::Job;
 use super::store;
-use crate::db::{now_ms, Db};
+use crate::db::{is_transient, now_ms, Db};
 use futures::future::BoxFuture;
 use rand::Rng;
 use std::collections::{HashMap, HashSet};
@@ -78,6 +78,28 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::from_millis(base_ms / 2 + jitter)
 }
 
+/// Run one of the runner's own bookkeeping writes (complete, fail, release),
+/// again after a deadlock or a busy database: on MariaDB a claim and a
+/// completion can deadlock on the jobs index, and a lost write would leave
+/// the job running until its lease expires and then run it again.
+async fn retry_transient<T, F, Fut>(mut write: F) -> crate::error::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::error::Result<T>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match write().await {
+            Err(e) if attempt < 6 && is_transient(&e) => {
+                attempt += 1;
+                let ms = rand::thread_rng().gen_range(5..=20u64 << attempt);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Run jobs until `shutdown` is cancelled.
 pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: CancellationToken) {
     let token = format!(
@@ -94,6 +116,7 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
 
     let hb_db = db.clone();
     let hb_token = token.clone();
+    let hb_in_flight = in_flight.clone();
     let hb_stop = CancellationToken::new();
     let hb_guard = hb_stop.clone();
     let heartbeat = tokio::spawn(async move {
@@ -104,7 +127,12 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
                 _ = hb_guard.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = store::heartbeat(&hb_db, &hb_token, lease_ms).await {
+            let ids: Vec<i64> = hb_in_flight
+                .lock()
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            let beat = store::heartbeat(&hb_db, &hb_token, &ids, lease_ms);
+            if let Err(e) = beat.await {
                 tracing::warn!(error = %e, "job heartbeat failed");
             }
             if reap.elapsed() > Duration::from_secs(5) {
@@ -126,7 +154,8 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
     let completer = tokio::spawn(async move {
         let mut ids = Vec::with_capacity(512);
         while done_rx.recv_many(&mut ids, 512).await > 0 {
-            if let Err(e) = store::complete_many(&completer_db, &ids, &completer_token).await {
+            let write = || store::complete_many(&completer_db, &ids, &completer_token);
+            if let Err(e) = retry_transient(write).await {
                 tracing::error!(jobs = ids.len(), error = %e, "marking jobs done failed");
             }
             ids.clear();
@@ -159,14 +188,22 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
                 _ = WAKE.notified() => continue,
             }
         }
+        // Held (heartbeat, release on shutdown) from the claim on, not
+        // only once a handler starts.
+        in_flight
+            .lock()
+            .map(|mut s| s.extend(jobs.iter().map(|j| j.id)))
+            .ok();
         for job in jobs {
             let Ok(permit) = sem.clone().acquire_owned().await else {
                 break;
             };
             let Some(handler) = registry.handlers.get(&job.kind).cloned() else {
+                // Claims ask only for registered kinds; if one slips
+                // through, its lease lapses and another worker takes it.
+                in_flight.lock().map(|mut s| s.remove(&job.id)).ok();
                 continue;
             };
-            in_flight.lock().map(|mut s| s.insert(job.id)).ok();
             let db = db.clone();
             let token = token.clone();
             let in_flight = in_flight.clone();
@@ -194,7 +231,7 @@ pub async fn run(db: Db, registry: Registry, cfg: RunnerConfig, shutdown: Cancel
         .map(|s| s.iter().copied().collect())
         .unwrap_or_default();
     for id in left {
-        if let Err(e) = store::release(&db, id, &token).await {
+        if let Err(e) = retry_transient(|| store::release(&db, id, &token)).await {
             tracing::warn!(job = id, error = %e, "releasing job on shutdown failed");
         }
     }
@@ -227,7 +264,7 @@ async fn run_one(
         Ok(()) => {
             // Completions are written in batches by the completer task.
             if done.send(id).is_err() {
-                if let Err(e) = store::complete(db, id, token).await {
+                if let Err(e) = retry_transient(|| store::complete(db, id, token)).await {
                     tracing::error!(job = id, error = %e, "marking job done failed");
                 }
             }
@@ -237,7 +274,9 @@ async fn run_one(
             let retry_at =
                 (attempts < max_attempts).then(|| now_ms() + backoff(attempts).as_millis() as i64);
             tracing::warn!(job = id, kind = %kind, attempts, error = %format!("{e:#}"), dead = retry_at.is_none(), "job failed");
-            if let Err(e2) = store::fail(db, id, token, &format!("{e:#}"), retry_at).await {
+            let error = format!("{e:#}");
+            let write = || store::fail(db, id, token, &error, retry_at);
+            if let Err(e2) = retry_transient(write).await {
                 tracing::error!(job = id, error = %e2, "recording job failure failed");
             }
             if retry_at.is_some() {

@@ -227,15 +227,21 @@ pub async fn release(db: &Db, id: i64, token: &str) -> Result<()> {
     Ok(())
 }
 
-/// Extend the leases of jobs this worker is running.
-pub async fn heartbeat(db: &Db, token: &str, lease_ms: i64) -> Result<u64> {
-    let now = now_ms();
-    db.execute(
-        &Sql::new("UPDATE jobs SET lease_until = ? WHERE lease_token = ? AND state = 'running'")
-            .bind(now + lease_ms)
-            .bind(token),
-    )
-    .await
+/// Extend the leases of the jobs `ids` this worker is still running. Only
+/// those: a job whose outcome could not be written must not be kept leased
+/// for the life of the process, but expire and return to the queue.
+pub async fn heartbeat(db: &Db, token: &str, ids: &[i64], lease_ms: i64) -> Result<u64> {
+    let until = now_ms() + lease_ms;
+    let mut n = 0;
+    for chunk in ids.chunks(500) {
+        let mut sql =
+            Sql::new("UPDATE jobs SET lease_until = ? WHERE lease_token = ? AND state = 'running' AND id IN ")
+                .bind(until)
+                .bind(token);
+        sql.push_in(chunk.iter().copied());
+        n += db.execute(&sql).await?;
+    }
+    Ok(n)
 }
 
 /// Return jobs whose lease expired (their worker died) to the queue, or to

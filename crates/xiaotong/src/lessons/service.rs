@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::audit::{self, Change};
 use crate::auth::{authorize, Actor, Principal, Scope};
 use crate::crypto::Keys;
-use crate::db::{now_ms, Db, Tx};
+use crate::db::{is_transient, now_ms, Db, Tx};
 use crate::error::{Error, FieldError, Result};
 use std::collections::{HashMap, HashSet};
 
@@ -29,21 +29,6 @@ pub fn day_of(ms: i64, tz: chrono_tz::Tz) -> i64 {
 pub fn hours_text(h: i64) -> String {
     let sign = if h < 0 { "-" } else { "" };
     format!("{sign}{}.{:02}", h.abs() / 100, h.abs() % 100)
-}
-
-/// Deadlocks and serialization failures are retried: the transaction is
-/// rolled back whole, so a retry is safe.
-pub fn retryable(e: &Error) -> bool {
-    match e {
-        Error::Db(sqlx::Error::Database(d)) => {
-            matches!(
-                d.code().as_deref(),
-                Some("40P01" | "40001" | "1213" | "1205" | "5" | "6" | "517")
-            ) || d.message().contains("Deadlock")
-                || d.message().contains("deadlock")
-        }
-        _ => false,
-    }
 }
 
 fn not_negative(field: &str, v: i64, errors: &mut Vec<FieldError>) {
@@ -611,7 +596,7 @@ where
             }
             Err(e) => {
                 tx.rollback().await.ok();
-                if attempt < 5 && retryable(&e) {
+                if attempt < 5 && is_transient(&e) {
                     continue;
                 }
                 return Err(e);
@@ -998,7 +983,7 @@ pub async fn decide_transfer(app: &App, p: &Principal, id: i64, approve: bool) -
             }
             Err(e) => {
                 tx.rollback().await.ok();
-                if attempt < 5 && retryable(&e) {
+                if attempt < 5 && is_transient(&e) {
                     continue;
                 }
                 return Err(e);
@@ -1148,7 +1133,7 @@ pub(super) async fn check_in_retrying(
 ) -> Result<CheckInResult> {
     for attempt in 0.. {
         match check_in_once(db, keys, part).await {
-            Err(e) if attempt < 8 && retryable(&e) => continue,
+            Err(e) if attempt < 8 && is_transient(&e) => continue,
             r => return r,
         }
     }
@@ -1508,7 +1493,7 @@ pub async fn correct(
             }
             Err(e) => {
                 tx.rollback().await.ok();
-                if attempt < 5 && retryable(&e) {
+                if attempt < 5 && is_transient(&e) {
                     continue;
                 }
                 return Err(e);
