@@ -107,6 +107,9 @@ pub fn run_to(
     for (k, n) in &model.ignored {
         writeln!(w, "ignored unsupported constraint {k} ×{n}")?;
     }
+    for line in model.min_days_warnings() {
+        writeln!(w, "warning: {line}")?;
+    }
 
     if args.check {
         let sol_path = args.solution.as_ref().context("--check needs --solution")?;

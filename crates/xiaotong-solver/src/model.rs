@@ -380,6 +380,151 @@ impl Model {
         )
     }
 
+    /// "Min days between activities" constraints that cannot hold for want
+    /// of days, found before any search, as FET checks them: a teacher or
+    /// subgroup with fewer available days (after breaks, hard not-available
+    /// times and a hard "max days per week") than its activities in a hard
+    /// one; or, for a soft one, fewer than half of them, since FET never puts
+    /// more than two activities of such a constraint on one day and refuses
+    /// the file ("data is wrong"). In mornings-afternoons mode days are real days.
+    pub fn min_days_warnings(&self) -> Vec<String> {
+        let per_real = self.days_per_real_day.max(1);
+        let n_real = self.days.len().div_ceil(per_real);
+        let n_periods = self.periods.len();
+        // Free (day, period) grids per teacher and per subgroup.
+        let mut teacher_free = vec![vec![true; self.n_slots()]; self.teachers.len()];
+        let mut atom_free = vec![vec![true; self.n_slots()]; self.atoms.len()];
+        let mut teacher_max_days = vec![usize::MAX; self.teachers.len()];
+        let index = |(d, p): Slot| d * n_periods + p;
+        for c in self.constraints.iter().filter(|c| c.weight.is_hard()) {
+            match &c.kind {
+                ConstraintKind::BreakTimes(slots) => {
+                    for grid in teacher_free.iter_mut().chain(atom_free.iter_mut()) {
+                        for &s in slots {
+                            grid[index(s)] = false;
+                        }
+                    }
+                }
+                ConstraintKind::TeacherNotAvailable { teacher, slots } => {
+                    for &s in slots {
+                        teacher_free[*teacher][index(s)] = false;
+                    }
+                }
+                ConstraintKind::StudentsNotAvailable { students, slots } => {
+                    for &atom in &self.students[*students].atoms {
+                        for &s in slots {
+                            atom_free[atom][index(s)] = false;
+                        }
+                    }
+                }
+                ConstraintKind::MaxDaysPerWeek { who, max } if per_real == 1 => match who {
+                    Who::Teacher(t) => teacher_max_days[*t] = teacher_max_days[*t].min(*max),
+                    Who::AllTeachers => teacher_max_days
+                        .iter_mut()
+                        .for_each(|m| *m = (*m).min(*max)),
+                    _ => {}
+                },
+                ConstraintKind::MaxRealDaysPerWeek { who, max } if per_real > 1 => match who {
+                    Who::Teacher(t) => teacher_max_days[*t] = teacher_max_days[*t].min(*max),
+                    Who::AllTeachers => teacher_max_days
+                        .iter_mut()
+                        .for_each(|m| *m = (*m).min(*max)),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        let days_free = |grid: &[bool]| {
+            (0..n_real)
+                .filter(|&r| {
+                    (r * per_real..((r + 1) * per_real).min(self.days.len()))
+                        .any(|d| grid[d * n_periods..(d + 1) * n_periods].iter().any(|&f| f))
+                })
+                .count()
+        };
+        let teacher_days: Vec<usize> = teacher_free
+            .iter()
+            .zip(&teacher_max_days)
+            .map(|(g, &m)| days_free(g).min(m))
+            .collect();
+        let atom_days: Vec<usize> = atom_free.iter().map(|g| days_free(g)).collect();
+        let day_word = |n: usize| match (per_real > 1, n == 1) {
+            (true, true) => "real day",
+            (true, false) => "real days",
+            (false, true) => "day",
+            (false, false) => "days",
+        };
+        let mut out = Vec::new();
+        for c in &self.constraints {
+            let ConstraintKind::MinDaysBetween {
+                activities,
+                min_days,
+                ..
+            } = &c.kind
+            else {
+                continue;
+            };
+            // A hard one keeps every pair apart; otherwise (a soft one, or
+            // the "consecutive if same day" part alone, min_days 0) FET
+            // still allows at most two of them on one day.
+            let all_apart = c.weight.is_hard() && *min_days > 0;
+            let mut per_teacher: std::collections::BTreeMap<usize, usize> = Default::default();
+            let mut per_atom: std::collections::BTreeMap<usize, usize> = Default::default();
+            for &a in activities {
+                let act = &self.activities[a];
+                for &t in &act.teachers {
+                    *per_teacher.entry(t).or_default() += 1;
+                }
+                let mut atoms: Vec<usize> = act
+                    .students
+                    .iter()
+                    .flat_map(|&s| self.students[s].atoms.iter().copied())
+                    .collect();
+                atoms.sort_unstable();
+                atoms.dedup();
+                for x in atoms {
+                    *per_atom.entry(x).or_default() += 1;
+                }
+            }
+            let ids: Vec<String> = activities
+                .iter()
+                .map(|&a| self.activities[a].id.to_string())
+                .collect();
+            let pct = match c.weight {
+                Weight::Hard if *min_days == 0 => "consecutive if same day".to_string(),
+                Weight::Hard => "100 %".to_string(),
+                Weight::Soft(w) => format!("{w} %"),
+            };
+            let what = format!("min days between activities {} ({pct})", ids.join(", "));
+            let resources = per_teacher
+                .iter()
+                .map(|(&t, &n)| {
+                    (
+                        format!("teacher {}", self.teachers[t].name),
+                        teacher_days[t],
+                        n,
+                    )
+                })
+                .chain(
+                    per_atom
+                        .iter()
+                        .map(|(&x, &n)| (format!("subgroup {}", self.atoms[x]), atom_days[x], n)),
+                );
+            for (who, days, n) in resources {
+                if all_apart && n > days {
+                    out.push(format!(
+                        "{what} cannot hold: {who} has {days} available {} for {n} of these activities", day_word(days)
+                    ));
+                } else if !all_apart && 2 * days < n {
+                    out.push(format!(
+                        "{what}: {who} has {days} available {} for {n} of these activities, so at least 3 share a day; FET allows at most 2 and refuses this file", day_word(days)
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Check internal consistency (indices in range, durations, qualifications).
     pub fn validate(&self) -> crate::Result<()> {
         use crate::Error::Invalid;

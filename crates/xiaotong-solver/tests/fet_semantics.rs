@@ -390,3 +390,86 @@ fn two_activities_consecutive_may_have_a_break_between() {
     assert_eq!(hard(&without, 0, 2), 1);
     assert_eq!(hard(&without, 0, 1), 0);
 }
+
+/// Smith (activities 1, 2 and 3 of the tiny school) away on Tuesday.
+const SMITH_AWAY_TUESDAY: &str = "<ConstraintTeacherNotAvailableTimes><Weight_Percentage>100</Weight_Percentage><Teacher>Smith</Teacher><Number_of_Not_Available_Times>3</Number_of_Not_Available_Times><Not_Available_Time><Day>Tue</Day><Hour>1</Hour></Not_Available_Time><Not_Available_Time><Day>Tue</Day><Hour>2</Hour></Not_Available_Time><Not_Available_Time><Day>Tue</Day><Hour>3</Hour></Not_Available_Time><Active>true</Active></ConstraintTeacherNotAvailableTimes>\n";
+
+fn min_days_of(weight: u32, ids: &[u32]) -> String {
+    let list: String = ids
+        .iter()
+        .map(|id| format!("<Activity_Id>{id}</Activity_Id>"))
+        .collect();
+    format!(
+        "<ConstraintMinDaysBetweenActivities><Weight_Percentage>{weight}</Weight_Percentage><Consecutive_If_Same_Day>false</Consecutive_If_Same_Day><Number_of_Activities>{}</Number_of_Activities>{list}<MinDays>1</MinDays><Active>true</Active></ConstraintMinDaysBetweenActivities>\n",
+        ids.len()
+    )
+}
+
+#[test]
+fn min_days_that_cannot_hold_for_want_of_days_are_named_before_solving() {
+    assert!(read(TINY).min_days_warnings().is_empty());
+    // Smith's week has one day left.
+    let away = |c: &str| read(&tiny_with(&format!("{SMITH_AWAY_TUESDAY}{c}")));
+    // A hard one: the two lessons cannot be a day apart.
+    assert_eq!(
+        away(&min_days_of(100, &[1, 3])).min_days_warnings(),
+        vec!["min days between activities 1, 3 (100 %) cannot hold: teacher Smith has 1 available day for 2 of these activities"]
+    );
+    // A soft one over two lessons is fine: FET puts two on one day.
+    assert!(away(&min_days_of(95, &[1, 3]))
+        .min_days_warnings()
+        .is_empty());
+    // Three on one day is what FET refuses, whatever the weight.
+    let w = away(&min_days_of(95, &[1, 2, 3])).min_days_warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with(
+            "min days between activities 1, 2, 3 (95 %): teacher Smith has 1 available day for 3"
+        ),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].contains("FET allows at most 2"));
+    // With both days free the same constraint is only soft cost.
+    assert!(read(&tiny_with(&min_days_of(95, &[1, 2, 3])))
+        .min_days_warnings()
+        .is_empty());
+
+    // `xiaotong solve` prints it before the search.
+    let dir = std::env::temp_dir().join(format!("xt-min-days-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("away.fet");
+    std::fs::write(
+        &file,
+        tiny_with(&format!(
+            "{SMITH_AWAY_TUESDAY}{}",
+            min_days_of(95, &[1, 2, 3])
+        )),
+    )
+    .unwrap();
+    let args = xiaotong_solver::cli::SolveArgs {
+        file: file.clone(),
+        time_limit: 0.2,
+        seed: 1,
+        threads: 1,
+        out: None,
+        check: false,
+        solution: None,
+        ignore_unsupported: false,
+        stop_at_feasible: false,
+        relax: vec![],
+        polish: None,
+        max_iterations: Some(1000),
+        strict_soft: 90,
+        strict_share: 0.6,
+    };
+    let mut out: Vec<u8> = Vec::new();
+    xiaotong_solver::cli::run_to(args, Default::default(), &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[1].starts_with("warning: min days between activities 1, 2, 3 (95 %): teacher Smith"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
