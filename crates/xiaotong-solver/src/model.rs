@@ -386,7 +386,10 @@ impl Model {
     /// times and a hard "max days per week") than its activities in a hard
     /// one; or, for a soft one, fewer than half of them, since FET never puts
     /// more than two activities of such a constraint on one day and refuses
-    /// the file ("data is wrong"). In mornings-afternoons mode days are real days.
+    /// the file ("data is wrong"). Likewise lessons the file's own hard
+    /// starting times fix on one day: two under a hard one, three under any
+    /// other (fet-cl stops at the third). In mornings-afternoons mode days
+    /// are real days.
     pub fn min_days_warnings(&self) -> Vec<String> {
         let per_real = self.days_per_real_day.max(1);
         let n_real = self.days.len().div_ceil(per_real);
@@ -448,6 +451,26 @@ impl Model {
             .map(|(g, &m)| days_free(g).min(m))
             .collect();
         let atom_days: Vec<usize> = atom_free.iter().map(|g| days_free(g)).collect();
+        // The one real day an activity's hard starting times allow, if one.
+        let mut allowed_days: Vec<Option<u64>> = vec![None; self.activities.len()];
+        for c in self.constraints.iter().filter(|c| c.weight.is_hard()) {
+            if let ConstraintKind::PreferredStartingTimes { activities, slots } = &c.kind {
+                let days = slots
+                    .iter()
+                    .fold(0u64, |m, &(d, _)| m | 1 << ((d / per_real) as u64).min(63));
+                for &a in activities {
+                    let cur = allowed_days[a].get_or_insert(u64::MAX);
+                    *cur &= days;
+                }
+            }
+        }
+        let fixed_day: Vec<Option<usize>> = allowed_days
+            .iter()
+            .map(|m| {
+                m.filter(|m| m.count_ones() == 1)
+                    .map(|m| m.trailing_zeros() as usize)
+            })
+            .collect();
         let day_word = |n: usize| match (per_real > 1, n == 1) {
             (true, true) => "real day",
             (true, false) => "real days",
@@ -510,6 +533,34 @@ impl Model {
                         .iter()
                         .map(|(&x, &n)| (format!("subgroup {}", self.atoms[x]), atom_days[x], n)),
                 );
+            // Lessons the file itself fixes on one day.
+            let mut on_day: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+            for &a in activities {
+                if let Some(d) = fixed_day[a] {
+                    on_day
+                        .entry(d)
+                        .or_default()
+                        .push(self.activities[a].id.to_string());
+                }
+            }
+            for (d, fixed) in on_day {
+                let day = if per_real > 1 {
+                    format!("real day {}", d + 1)
+                } else {
+                    self.days[d].clone()
+                };
+                if all_apart && fixed.len() >= 2 {
+                    out.push(format!(
+                        "{what} cannot hold: activities {} are fixed on {day} by their starting times",
+                        fixed.join(", ")
+                    ));
+                } else if !all_apart && fixed.len() >= 3 {
+                    out.push(format!(
+                        "{what}: activities {} are fixed on {day} by their starting times; FET allows at most 2 of them on one day and will not place the rest",
+                        fixed.join(", ")
+                    ));
+                }
+            }
             for (who, days, n) in resources {
                 if all_apart && n > days {
                     out.push(format!(

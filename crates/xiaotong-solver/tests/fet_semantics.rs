@@ -406,7 +406,7 @@ fn min_days_of(weight: u32, ids: &[u32]) -> String {
 }
 
 #[test]
-fn min_days_that_cannot_hold_for_want_of_days_are_named_before_solving() {
+fn min_days_that_cannot_hold_are_named_before_solving() {
     assert!(read(TINY).min_days_warnings().is_empty());
     // Smith's week has one day left.
     let away = |c: &str| read(&tiny_with(&format!("{SMITH_AWAY_TUESDAY}{c}")));
@@ -430,6 +430,24 @@ fn min_days_that_cannot_hold_for_want_of_days_are_named_before_solving() {
         w[0]
     );
     assert!(w[0].contains("FET allows at most 2"));
+    // Lessons the file fixes on one day: two break a hard one, three a soft one.
+    let fixed_monday = |ids: &[u32]| -> String {
+        ids.iter()
+            .zip(0..)
+            .map(|(id, h)| format!("<ConstraintActivityPreferredStartingTime><Weight_Percentage>100</Weight_Percentage><Activity_Id>{id}</Activity_Id><Preferred_Day>Mon</Preferred_Day><Preferred_Hour>{}</Preferred_Hour><Permanently_Locked>true</Permanently_Locked><Active>true</Active></ConstraintActivityPreferredStartingTime>\n", h + 1))
+            .collect()
+    };
+    let fixed =
+        |c: &str| read(&tiny_with(&format!("{}{c}", fixed_monday(&[1, 2, 4])))).min_days_warnings();
+    assert_eq!(
+        fixed(&min_days_of(100, &[1, 4])),
+        vec!["min days between activities 1, 4 (100 %) cannot hold: activities 1, 4 are fixed on Mon by their starting times"]
+    );
+    assert!(fixed(&min_days_of(95, &[1, 4])).is_empty());
+    assert_eq!(
+        fixed(&min_days_of(95, &[1, 2, 4])),
+        vec!["min days between activities 1, 2, 4 (95 %): activities 1, 2, 4 are fixed on Mon by their starting times; FET allows at most 2 of them on one day and will not place the rest"]
+    );
     // With both days free the same constraint is only soft cost.
     assert!(read(&tiny_with(&min_days_of(95, &[1, 2, 3])))
         .min_days_warnings()
