@@ -659,7 +659,12 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             conflicts: Vec::new(),
             prio: {
                 let mut prio = vec![0i64; p.units.len()];
-                for (i, u) in difficulty_order(p, None).into_iter().enumerate() {
+                let order = if thread % 4 == 1 {
+                    fet_order(p, None)
+                } else {
+                    difficulty_order(p, None)
+                };
+                for (i, u) in order.into_iter().enumerate() {
                     prio[u] = i as i64 * 16;
                 }
                 prio
@@ -1206,10 +1211,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let p = self.p;
         let mv: Moves = (0..p.acts.len()).map(|a| (a, NONE, NONE)).collect();
         self.st.apply(&mv);
-        for (i, u) in difficulty_order(p, Some(&mut *self.rng))
-            .into_iter()
-            .enumerate()
-        {
+        for (i, u) in fet_order(p, Some(&mut *self.rng)).into_iter().enumerate() {
             self.prio[u] = i as i64 * 16;
         }
         self.ejected.iter_mut().for_each(|e| *e = 0);
@@ -1772,6 +1774,47 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
 
 /// Units hardest first: fewer possible starts and rooms, then busier
 /// resources, then longer; ties in random order when `rng` is given.
+/// FET's order of the recursive search: most "incompatible" first, where a
+/// unit's incompatibility is the duration of every other unit sharing a
+/// teacher or students with it, plus the starts it may not take, times its
+/// own duration (FET's `nIncompatible`).
+fn fet_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
+    let n_units = p.units.len();
+    let mut res_units: Vec<Vec<usize>> = vec![Vec::new(); p.n_res];
+    for (u, members) in p.units.iter().enumerate() {
+        for &a in members {
+            for &r in &p.acts[a].res {
+                res_units[r as usize].push(u);
+            }
+        }
+    }
+    let unit_dur = |u: usize| p.units[u].iter().map(|&a| p.acts[a].dur).max().unwrap_or(1);
+    let mut seen = vec![usize::MAX; n_units];
+    let mut incompatible = vec![0usize; n_units];
+    for u in 0..n_units {
+        seen[u] = u;
+        let mut n = 0;
+        for &a in &p.units[u] {
+            for &r in &p.acts[a].res {
+                for &v in &res_units[r as usize] {
+                    if seen[v] != u {
+                        seen[v] = u;
+                        n += unit_dur(v);
+                    }
+                }
+            }
+        }
+        n += p.slots.saturating_sub(p.unit_starts[u].len());
+        incompatible[u] = n * unit_dur(u);
+    }
+    let mut order: Vec<usize> = (0..n_units).collect();
+    if let Some(rng) = rng {
+        order.shuffle(rng);
+    }
+    order.sort_by_key(|&u| std::cmp::Reverse(incompatible[u]));
+    order
+}
+
 fn difficulty_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
     let mut load = vec![0usize; p.n_res];
     for act in &p.acts {
@@ -2037,6 +2080,51 @@ mod tests {
         assert!(search.chain);
         search.until = now + Duration::from_secs(600);
         f(&mut search);
+    }
+
+    /// The recursive search takes the units in FET's order: in tiny.fet
+    /// with Jones away all Monday, the two-hour lesson 3 ((3 periods of
+    /// lessons sharing Smith or Y1B + 2 starts it may not take) × 2 = 10)
+    /// before Jones's lesson 4 (4 + 3 = 7), though lesson 4 has fewer
+    /// starts left (3 against 4), before Smith's lessons 1 and 2 (4).
+    #[test]
+    fn recursive_search_takes_lessons_in_fets_order() {
+        let monday = |h: u32| {
+            format!("<Not_Available_Time><Day>Mon</Day><Hour>{h}</Hour></Not_Available_Time>")
+        };
+        let tiny = include_str!("../tests/data/tiny.fet").replace(
+            &format!(
+                "<Number_of_Not_Available_Times>1</Number_of_Not_Available_Times>{}",
+                monday(1)
+            ),
+            &format!(
+                "<Number_of_Not_Available_Times>3</Number_of_Not_Available_Times>{}{}{}",
+                monday(1),
+                monday(2),
+                monday(3)
+            ),
+        );
+        assert!(tiny.contains("<Hour>3</Hour></Not_Available_Time>"));
+        with_chain_search(&tiny, |search| {
+            let p = search.p;
+            let ids = |order: Vec<usize>| -> Vec<u64> {
+                order
+                    .into_iter()
+                    .map(|u| p.units[u][0] as u64 + 1)
+                    .collect()
+            };
+            let fixed = ids(fet_order(p, None));
+            assert_eq!(&fixed[..2], &[3, 4]);
+            assert_eq!(&ids(difficulty_order(p, None))[..2], &[4, 3]);
+            let mut by_prio: Vec<usize> = (0..p.units.len()).collect();
+            by_prio.sort_by_key(|&u| search.prio[u]);
+            assert_eq!(ids(by_prio), fixed);
+            // A restart draws among equals only.
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            for _ in 0..8 {
+                assert_eq!(&ids(fet_order(p, Some(&mut rng)))[..2], &[3, 4]);
+            }
+        });
     }
 
     /// The pairwise conflicts found from `pair_partners` (with "min days"
