@@ -420,14 +420,10 @@ impl Model {
                         }
                     }
                 }
-                ConstraintKind::MaxDaysPerWeek { who, max } if per_real == 1 => match who {
-                    Who::Teacher(t) => teacher_max_days[*t] = teacher_max_days[*t].min(*max),
-                    Who::AllTeachers => teacher_max_days
-                        .iter_mut()
-                        .for_each(|m| *m = (*m).min(*max)),
-                    _ => {}
-                },
-                ConstraintKind::MaxRealDaysPerWeek { who, max } if per_real > 1 => match who {
+                // Days, or in mornings-afternoons mode half days (which
+                // bound real days too) or real days.
+                ConstraintKind::MaxDaysPerWeek { who, max }
+                | ConstraintKind::MaxRealDaysPerWeek { who, max } => match who {
                     Who::Teacher(t) => teacher_max_days[*t] = teacher_max_days[*t].min(*max),
                     Who::AllTeachers => teacher_max_days
                         .iter_mut()
