@@ -631,6 +631,14 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 res_acts[r as usize].push(a);
             }
         }
+        let chain = thread % 4 == 1;
+        let mut prio = vec![0i64; p.units.len()];
+        let order = if chain {
+            fet_order(p, None)
+        } else {
+            difficulty_order(p, None)
+        };
+        rank(&mut prio, order);
         Search {
             p,
             st: State::new(p),
@@ -657,20 +665,9 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             anneal: thread % 4 == 2,
             eject: thread % 4 <= 1,
             conflicts: Vec::new(),
-            prio: {
-                let mut prio = vec![0i64; p.units.len()];
-                let order = if thread % 4 == 1 {
-                    fet_order(p, None)
-                } else {
-                    difficulty_order(p, None)
-                };
-                for (i, u) in order.into_iter().enumerate() {
-                    prio[u] = i as i64 * 16;
-                }
-                prio
-            },
+            prio,
             in_chain: vec![false; p.units.len()],
-            chain: thread % 4 == 1,
+            chain,
             // FET's limit of calls per activity placed.
             chain_budget: 1000,
             chain_marked: Vec::new(),
@@ -1211,9 +1208,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         let p = self.p;
         let mv: Moves = (0..p.acts.len()).map(|a| (a, NONE, NONE)).collect();
         self.st.apply(&mv);
-        for (i, u) in fet_order(p, Some(&mut *self.rng)).into_iter().enumerate() {
-            self.prio[u] = i as i64 * 16;
-        }
+        rank(&mut self.prio, fet_order(p, Some(&mut *self.rng)));
         self.ejected.iter_mut().for_each(|e| *e = 0);
         self.tabu.iter_mut().for_each(|t| *t = 0);
     }
@@ -1772,8 +1767,14 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
     }
 }
 
-/// Units hardest first: fewer possible starts and rooms, then busier
-/// resources, then longer; ties in random order when `rng` is given.
+/// The recursive search's priorities from an order, spaced so that a unit
+/// can be moved before another (`prio - 1`) without renumbering.
+fn rank(prio: &mut [i64], order: Vec<usize>) {
+    for (i, u) in order.into_iter().enumerate() {
+        prio[u] = i as i64 * 16;
+    }
+}
+
 /// FET's order of the recursive search: most "incompatible" first, where a
 /// unit's incompatibility is the duration of every other unit sharing a
 /// teacher or students with it, plus the starts it may not take, times its
@@ -1788,7 +1789,11 @@ fn fet_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
             }
         }
     }
-    let unit_dur = |u: usize| p.units[u].iter().map(|&a| p.acts[a].dur).max().unwrap_or(1);
+    let unit_dur: Vec<usize> = p
+        .units
+        .iter()
+        .map(|m| m.iter().map(|&a| p.acts[a].dur).max().unwrap_or(1))
+        .collect();
     let mut seen = vec![usize::MAX; n_units];
     let mut incompatible = vec![0usize; n_units];
     for u in 0..n_units {
@@ -1799,13 +1804,13 @@ fn fet_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
                 for &v in &res_units[r as usize] {
                     if seen[v] != u {
                         seen[v] = u;
-                        n += unit_dur(v);
+                        n += unit_dur[v];
                     }
                 }
             }
         }
         n += p.slots.saturating_sub(p.unit_starts[u].len());
-        incompatible[u] = n * unit_dur(u);
+        incompatible[u] = n * unit_dur[u];
     }
     let mut order: Vec<usize> = (0..n_units).collect();
     if let Some(rng) = rng {
@@ -1815,6 +1820,8 @@ fn fet_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
     order
 }
 
+/// Units hardest first: fewer possible starts and rooms, then busier
+/// resources, then longer; ties in random order when `rng` is given.
 fn difficulty_order(p: &Problem, rng: Option<&mut ChaCha8Rng>) -> Vec<usize> {
     let mut load = vec![0usize; p.n_res];
     for act in &p.acts {
