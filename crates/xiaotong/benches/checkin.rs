@@ -468,6 +468,7 @@ async fn main() {
             "bench=checkin db={backend} rate={rate:.0} p99_ms={p99:.1} batch300_ms={batch300:.1} payroll_ms={:.1} heatmap_ms={:.1}",
             payroll[1], heat[1]
         ));
+        common::discard(app).await;
     }
     for l in lines {
         println!("{l}");

@@ -48,6 +48,33 @@ pub async fn fresh(backend: &str) -> Option<App> {
     Some(app)
 }
 
+/// Remove the database [`fresh`] made: a run leaves a million ledger
+/// entries behind, hundreds of megabytes per database.
+pub async fn discard(app: App) {
+    let url = app.settings.database_url.clone();
+    app.db.close().await;
+    drop(app);
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let file = rest.split('?').next().unwrap_or(rest);
+        for suffix in ["", "-wal", "-shm"] {
+            std::fs::remove_file(format!("{file}{suffix}")).ok();
+        }
+    } else if let (Some((_, name)), Ok(admin)) = (
+        url.rsplit_once('/'),
+        std::env::var("XIAOTONG_TEST_POSTGRES_URL"),
+    ) {
+        use sqlx::{Connection, Executor};
+        if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
+            if let Err(e) = c
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await
+            {
+                eprintln!("could not drop the benchmark database {name}: {e}");
+            }
+        }
+    }
+}
+
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

@@ -115,6 +115,7 @@ async fn run(backend: &str) -> Option<String> {
     assert_eq!(got, RECIPIENTS, "mails accepted");
     running.stop().await;
     sink.stop().await;
+    common::discard(app).await;
     Some(format!(
         "bench=fanout db={backend} recipients={RECIPIENTS} publish_ms={publish_ms:.1} inbox_ms={inbox_ms:.0} smtp_s={smtp_s:.1}"
     ))

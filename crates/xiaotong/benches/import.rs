@@ -36,5 +36,6 @@ async fn main() {
         assert_eq!(out2.unchanged, rows);
         let second = again.elapsed().as_secs_f64();
         println!("bench=import db={backend} rows={rows} parse_seconds={parsed:.2} seconds={first:.2} reimport_seconds={second:.2}");
+        common::discard(app).await;
     }
 }

@@ -62,5 +62,6 @@ async fn main() {
             "bench=jobs db={backend} kind={kind} jobs={n} enqueue_seconds={enqueue_s:.2} seconds={secs:.2} jobs_per_second={:.0}",
             n as f64 / secs
         );
+        common::discard(app).await;
     }
 }

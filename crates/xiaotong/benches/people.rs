@@ -103,5 +103,6 @@ async fn main() {
             common::percentile(&lat, 0.5),
             common::percentile(&lat, 0.99)
         );
+        common::discard(app).await;
     }
 }
