@@ -24,9 +24,7 @@ pub async fn fresh(backend: &str) -> Option<App> {
         }
         "postgres" => {
             let admin = std::env::var("XIAOTONG_TEST_POSTGRES_URL").ok()?;
-            use sqlx::{Connection, Executor};
-            let mut c = sqlx::AnyConnection::connect(&admin).await.ok()?;
-            c.execute(format!("CREATE DATABASE {name}").as_str())
+            on_postgres_server(&admin, &format!("CREATE DATABASE {name}"))
                 .await
                 .ok()?;
             let base = admin
@@ -63,16 +61,20 @@ pub async fn discard(app: App) {
         url.rsplit_once('/'),
         std::env::var("XIAOTONG_TEST_POSTGRES_URL"),
     ) {
-        use sqlx::{Connection, Executor};
-        if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
-            if let Err(e) = c
-                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-            {
-                eprintln!("could not drop the benchmark database {name}: {e}");
-            }
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        if let Err(e) = on_postgres_server(&admin, &drop).await {
+            eprintln!("could not drop the benchmark database {name}: {e}");
         }
     }
+}
+
+/// Run one statement on the PostgreSQL server of `admin` (creating and
+/// dropping databases cannot go through a pool on the database itself).
+async fn on_postgres_server(admin: &str, sql: &str) -> Result<(), sqlx::Error> {
+    use sqlx::{Connection, Executor};
+    let mut c = sqlx::AnyConnection::connect(admin).await?;
+    c.execute(sql).await?;
+    Ok(())
 }
 
 pub fn machine() -> String {
