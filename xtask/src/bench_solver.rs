@@ -19,10 +19,15 @@
 //! The FET ratio compares our time to the first feasible timetable
 //! (reading included) with fet-cl's wall time.
 //!
-//! A FET file counts as solved by us only when our timetable has no hard
-//! violation *and* fet-cl, run on the written file (every activity locked),
-//! confirms it (`ours_solved`); `ours_hard0` counts the timetables without
-//! hard violations by our own evaluation.
+//! A FET file counts as solved by us (`ours_solved`) when our timetable has
+//! no hard violation *and* fet-cl, run on the written file (every activity
+//! locked), confirms it (`fet_ok` = `yes`, counted by `fet_confirmed`). A
+//! file that fet-cl does not solve itself and whose data it refuses by its
+//! own pre-check (our `solve` prints that check's `warning:` lines) can have
+//! no timetable confirmed that way; for it, fet-cl checks ours with every
+//! constraint below 100 % switched off, i.e. that every hard constraint
+//! holds (`fet_ok` = `hard`). `ours_hard0` counts the timetables without hard
+//! violations by our own evaluation.
 //!
 //! The other way round, when fet-cl runs (no `--fet-baseline`) and solves a
 //! file, our scorer checks fet-cl's own timetable (column `fet_tt_hard`, the
@@ -141,6 +146,9 @@ struct Ours {
     first_feasible: Option<f64>,
     hard: i64,
     soft: i64,
+    /// Our pre-check (`Model::min_days_warnings`, FET's own) says fet-cl
+    /// refuses the file's data whatever the timetable.
+    fet_refuses_data: bool,
 }
 
 fn run_ours(bin: &Path, file: &Path, extra: &[String], out: &Path) -> Result<Ours> {
@@ -160,8 +168,12 @@ fn run_ours(bin: &Path, file: &Path, extra: &[String], out: &Path) -> Result<Our
         first_feasible: None,
         hard: -1,
         soft: -1,
+        fet_refuses_data: false,
     };
     for line in text.lines() {
+        if line.starts_with("warning: min days between activities") {
+            r.fet_refuses_data = true;
+        }
         if let Some(v) = line.strip_prefix("feasible seconds=") {
             r.first_feasible = v.trim().parse().ok();
         }
@@ -185,6 +197,46 @@ fn run_ours(bin: &Path, file: &Path, extra: &[String], out: &Path) -> Result<Our
         );
     }
     Ok(r)
+}
+
+/// A FET file with every constraint weighted below 100 % made inactive:
+/// top-level constraint elements start a line of their own in FET's files
+/// and ours, and each has one `Weight_Percentage` and one `Active`.
+fn without_soft_constraints(fet: &str) -> String {
+    let mut out = String::with_capacity(fet.len());
+    let mut block: Vec<&str> = Vec::new();
+    let mut end_tag = String::new();
+    for line in fet.split_inclusive('\n') {
+        let t = line.trim_end();
+        if block.is_empty() {
+            if t.starts_with("<Constraint") && t.ends_with('>') && !t.ends_with("/>") {
+                end_tag = format!("</{}", &t[1..]);
+                block.push(line);
+            } else {
+                out.push_str(line);
+            }
+            continue;
+        }
+        block.push(line);
+        if t == end_tag {
+            let soft = block.iter().any(|l| {
+                l.trim()
+                    .strip_prefix("<Weight_Percentage>")
+                    .and_then(|v| v.strip_suffix("</Weight_Percentage>"))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .is_some_and(|w| w < 100.0)
+            });
+            for l in block.drain(..) {
+                if soft && l.trim() == "<Active>true</Active>" {
+                    out.push_str(&l.replace("<Active>true</Active>", "<Active>false</Active>"));
+                } else {
+                    out.push_str(l);
+                }
+            }
+        }
+    }
+    block.iter().for_each(|l| out.push_str(l));
+    out
 }
 
 /// Our hard violations in a timetable `timetable` of `file` (a FET file
@@ -329,7 +381,7 @@ fn bench_fet(o: &Opts) -> Result<()> {
         "fet_ok",
         "fet_tt_hard"
     );
-    let (mut fet_solved, mut ours_solved, mut ours_hard0) = (0, 0, 0);
+    let (mut fet_solved, mut ours_solved, mut ours_hard0, mut fet_confirmed) = (0, 0, 0, 0);
     // fet-cl's own timetables exist only when it runs here.
     let check_fet_timetables = baseline.is_none() && !o.skip_fet;
     let mut disagreements = 0;
@@ -353,23 +405,33 @@ fn bench_fet(o: &Opts) -> Result<()> {
         let out = tmp.join("ours.fet");
         let _ = std::fs::remove_file(&out);
         let ours = run_ours(&bin, &path, &extra, &out)?;
-        // FET itself confirms our timetable: every activity is locked in the written file.
-        let confirmed = if ours.solved && !o.skip_fet {
-            match run_fet(&out, o.check_limit, &tmp.join("fet-check")) {
-                Ok((ok, _)) => {
-                    if ok {
-                        "yes"
-                    } else {
-                        "NO"
-                    }
-                }
+        // FET itself confirms our timetable: every activity is locked in the
+        // written file. When fet-cl fails on the original file and our
+        // pre-check names the data it refuses, it can confirm no timetable
+        // with the file's soft constraints on; it then checks ours with
+        // every constraint below 100 % switched off, i.e. that every hard
+        // constraint holds ("hard").
+        let confirmed = if !ours.solved || o.skip_fet {
+            "-"
+        } else {
+            let hard_only = ours.fet_refuses_data && !fs;
+            let checked = if hard_only {
+                let text = std::fs::read_to_string(&out)?;
+                let hard = tmp.join("ours-hard-only.fet");
+                std::fs::write(&hard, without_soft_constraints(&text))?;
+                hard
+            } else {
+                out.clone()
+            };
+            match run_fet(&checked, o.check_limit, &tmp.join("fet-check")) {
+                Ok((true, _)) if hard_only => "hard",
+                Ok((true, _)) => "yes",
+                Ok((false, _)) => "NO",
                 Err(_) => "?",
             }
-        } else {
-            "-"
         };
-        // Solved means fet-cl confirms it (unless fet-cl is skipped altogether).
-        let solved = ours.solved && (o.skip_fet || confirmed == "yes");
+        let solved = ours.solved && (o.skip_fet || confirmed == "yes" || confirmed == "hard");
+        fet_confirmed += (confirmed == "yes") as usize;
         fet_solved += fs as usize;
         ours_hard0 += ours.solved as usize;
         ours_solved += solved as usize;
@@ -398,7 +460,7 @@ fn bench_fet(o: &Opts) -> Result<()> {
         .map(|r| format!("{r:.3}"))
         .unwrap_or_else(|| "NA".into());
     println!(
-        "bench=fet files={} fet_solved={fet_solved} ours_solved={ours_solved} median_ratio={r} ours_hard0={ours_hard0} time_limit={limit}{}",
+        "bench=fet files={} fet_solved={fet_solved} ours_solved={ours_solved} median_ratio={r} ours_hard0={ours_hard0} fet_confirmed={fet_confirmed} time_limit={limit}{}",
         files.len(),
         if check_fet_timetables {
             format!(" model_disagreements={disagreements}")
@@ -498,5 +560,35 @@ pub fn run(kind: &str, args: &[String]) -> Result<()> {
         "fet" => bench_fet(&o),
         "itc" => bench_itc(&o),
         other => bail!("unknown benchmark {other} (expected fet or itc)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_soft_constraints;
+
+    #[test]
+    fn soft_constraints_are_switched_off_and_hard_ones_kept() {
+        let fet = "<Time_Constraints_List>\n\
+<ConstraintBasicCompulsoryTime>\n\t<Weight_Percentage>100</Weight_Percentage>\n\t<Active>true</Active>\n</ConstraintBasicCompulsoryTime>\n\
+<ConstraintMinDaysBetweenActivities>\n\t<Weight_Percentage>95</Weight_Percentage>\n\t<Activity_Id>1</Activity_Id>\n\t<Active>true</Active>\n</ConstraintMinDaysBetweenActivities>\n\
+<ConstraintTeacherMaxGapsPerWeek>\n\t<Weight_Percentage>99.5</Weight_Percentage>\n\t<Active>true</Active>\n</ConstraintTeacherMaxGapsPerWeek>\n\
+</Time_Constraints_List>\n";
+        let out = without_soft_constraints(fet);
+        let active: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("<Active>"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            active,
+            [
+                "<Active>true</Active>",
+                "<Active>false</Active>",
+                "<Active>false</Active>"
+            ]
+        );
+        assert_eq!(out.len(), fet.len() + 2, "only the two flags change");
+        assert!(out.contains("<Activity_Id>1</Activity_Id>"));
     }
 }
