@@ -3,8 +3,9 @@
 //! - single check-ins from 64 concurrent clients: on SQLite at a fixed
 //!   500/s (open loop; latency from each request's due time), on PostgreSQL
 //!   as fast as they go (closed loop; the sustained rate over 36,000
-//!   check-ins, or 300 × `XIAOTONG_BENCH_SESSIONS`); every student has a parent, so each check-in's notice goes
-//!   through the message center into an inbox during the run;
+//!   check-ins, or 300 × `XIAOTONG_BENCH_SESSIONS`); every student has a
+//!   parent, so each check-in's notice goes through the message center into
+//!   an inbox during the run;
 //! - a class of 300 checked in with one request;
 //! - a month's payroll and a year's heatmap over 1,000,000 ledger entries
 //!   (`XIAOTONG_BENCH_ENTRIES` to change).
