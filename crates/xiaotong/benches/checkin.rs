@@ -30,13 +30,14 @@ const STUDENTS: usize = 300;
 /// Sessions of single check-ins: SQLite's open loop uses the first 20
 /// (6,000 check-ins, 12 s at 500/s), PostgreSQL all of them (36,000 by
 /// default; `XIAOTONG_BENCH_SESSIONS` for a longer run, up to 1,000).
-fn sessions() -> usize {
+/// Read once, so setup, the run and the batches agree.
+static SESSIONS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
     std::env::var("XIAOTONG_BENCH_SESSIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(120usize)
         .clamp(20, 1000)
-}
+});
 
 struct Setup {
     base: String,
@@ -206,7 +207,7 @@ async fn setup(app: &App) -> Setup {
         .expect("sale");
         s.accounts.push(sale.accounts[0].id);
     }
-    for i in 0..sessions() + 5 {
+    for i in 0..*SESSIONS + 5 {
         let starts = chrono::Utc::now() - chrono::Duration::hours(i as i64);
         let v = post(
             &s,
@@ -287,7 +288,7 @@ fn n_singles(backend: &str) -> usize {
     if backend == "sqlite" {
         6000
     } else {
-        sessions() * STUDENTS
+        *SESSIONS * STUDENTS
     }
 }
 
@@ -401,7 +402,7 @@ async fn main() {
         let (client, csrf) = login(&s.base, "teacher").await;
         let mut batch = vec![];
         for i in 0..3 {
-            let session = s.sessions[sessions() + i];
+            let session = s.sessions[*SESSIONS + i];
             let marks: Vec<Value> = s
                 .students
                 .iter()
