@@ -6,6 +6,9 @@
 //! teachers), room moves and whole-course room moves. The soft cost is kept
 //! incrementally (per course: rooms and days used; per curriculum and day:
 //! a bit mask of busy periods), so a move costs a few array updates.
+//! Move/Swap and Kempe-chain moves are evaluated before they are made
+//! (most are rejected at low temperature); Kempe chains are found through
+//! the lecture of each curriculum and teacher at a period.
 //!
 //! The start and reheat temperatures grow with the number of curricula per
 //! lecture (one move changes that many compactness terms). Two options are
@@ -147,6 +150,42 @@ impl Compiled {
     }
 }
 
+/// Lectures with their new period and room, moved together.
+pub type Plan = Vec<(u32, u16, u16)>;
+
+/// A Kempe chain being built: its lectures with their side (false: at the
+/// first lecture's period), and marks stamped with the current chain's
+/// number, so membership and rooms given away are tested in O(1).
+#[derive(Default)]
+pub struct Chain {
+    members: Vec<(u32, bool)>,
+    /// Lecture: stamped when in the chain.
+    mark: Vec<u32>,
+    /// Side × room: stamped when given to a lecture of the chain.
+    taken: Vec<u32>,
+    /// Room: lectures of one course leaving (-1) or given it (+1).
+    adjust: Vec<(u16, i32)>,
+    epoch: u32,
+}
+
+impl Chain {
+    fn start(&mut self, lectures: usize, slots: usize) {
+        self.members.clear();
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 || self.mark.len() != lectures || self.taken.len() != slots {
+            self.mark = vec![0; lectures];
+            self.taken = vec![0; slots];
+            self.epoch = 1;
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, x: u32, side: bool) {
+        self.mark[x as usize] = self.epoch;
+        self.members.push((x, side));
+    }
+}
+
 /// Isolated busy periods of a day (no busy neighbour on either side).
 #[inline]
 fn isolated(mask: u64) -> i64 {
@@ -167,6 +206,12 @@ pub struct CttState<'a> {
     curr_mask: Vec<u64>,
     /// Curriculum × period: lectures (more than one only when relaxed).
     curr_cnt: Vec<u8>,
+    /// Period: lectures (rooms taken).
+    period_load: Vec<u16>,
+    /// Curriculum × period and teacher × period: the lecture there, or NO
+    /// (exact while no constraint is broken; Kempe chains read them).
+    curr_at: Vec<u32>,
+    teacher_at: Vec<u32>,
     course_day: Vec<u16>,
     course_ndays: Vec<u16>,
     course_room: Vec<u16>,
@@ -193,6 +238,9 @@ impl<'a> CttState<'a> {
             teacher_busy: vec![0; k.n_teachers * k.np],
             curr_mask: vec![0; k.nq * k.nd],
             curr_cnt: vec![0; k.nq * k.np],
+            period_load: vec![0; k.np],
+            curr_at: vec![NO; k.nq * k.np],
+            teacher_at: vec![NO; k.n_teachers * k.np],
             course_day: vec![0; k.nc * k.nd],
             course_ndays: vec![0; k.nc],
             course_room: vec![0; k.nc * k.nr],
@@ -272,11 +320,14 @@ impl<'a> CttState<'a> {
         let (d, bit) = (t / k.ppd, 1u64 << (t % k.ppd));
         debug_assert_eq!(self.at[t * k.nr + r], NO);
         self.at[t * k.nr + r] = l as u32;
+        self.period_load[t] += 1;
         self.period[l] = t as u16;
         self.room[l] = r as u16;
-        let tb = &mut self.teacher_busy[k.teacher[c] as usize * k.np + t];
+        let ti = k.teacher[c] as usize * k.np + t;
+        let tb = &mut self.teacher_busy[ti];
         let mut hard = (*tb > 0) as i64 + k.unavailable[c * k.np + t] as i64;
         *tb += 1;
+        self.teacher_at[ti] = l as u32;
         let mut cost = k.cap_pen[c * k.nr + r] as i64;
         let cr = &mut self.course_room[c * k.nr + r];
         *cr += 1;
@@ -297,7 +348,9 @@ impl<'a> CttState<'a> {
             *n += 1;
         }
         for &q in &k.curricula[c] {
-            let n = &mut self.curr_cnt[q as usize * k.np + t];
+            let qi = q as usize * k.np + t;
+            self.curr_at[qi] = l as u32;
+            let n = &mut self.curr_cnt[qi];
             *n += 1;
             if *n > 1 {
                 hard += 1;
@@ -319,10 +372,15 @@ impl<'a> CttState<'a> {
         let (t, r) = (self.period[l] as usize, self.room[l] as usize);
         let (d, bit) = (t / k.ppd, 1u64 << (t % k.ppd));
         self.at[t * k.nr + r] = NO;
+        self.period_load[t] -= 1;
         self.period[l] = NOP;
         self.room[l] = NOP;
-        let tb = &mut self.teacher_busy[k.teacher[c] as usize * k.np + t];
+        let ti = k.teacher[c] as usize * k.np + t;
+        let tb = &mut self.teacher_busy[ti];
         *tb -= 1;
+        if *tb == 0 {
+            self.teacher_at[ti] = NO;
+        }
         let mut hard = -((*tb > 0) as i64) - k.unavailable[c * k.np + t] as i64;
         let mut cost = -(k.cap_pen[c * k.nr + r] as i64);
         let cr = &mut self.course_room[c * k.nr + r];
@@ -344,8 +402,12 @@ impl<'a> CttState<'a> {
             }
         }
         for &q in &k.curricula[c] {
-            let n = &mut self.curr_cnt[q as usize * k.np + t];
+            let qi = q as usize * k.np + t;
+            let n = &mut self.curr_cnt[qi];
             *n -= 1;
+            if *n == 0 {
+                self.curr_at[qi] = NO;
+            }
             if *n > 0 {
                 hard -= 1;
                 continue;
@@ -422,91 +484,359 @@ impl<'a> CttState<'a> {
         true
     }
 
-    /// The free room at `t` that suits a lecture of course `c` best
-    /// (capacity, then a room the course already uses).
-    fn best_free_room(&self, c: usize, t: usize, prefer: usize) -> Option<usize> {
+    /// The change of the soft cost that `move_swap(l, t2, r2)` would make,
+    /// computed without changing anything; `None` when `move_swap` would
+    /// refuse the move. For the feasible-only search: most moves at low
+    /// temperature are rejected, and evaluating them this way costs a
+    /// fraction of applying and undoing them.
+    pub fn delta_move_swap(&self, l: usize, t2: usize, r2: usize) -> Option<i64> {
         let k = self.k;
-        if prefer < k.nr && self.at[t * k.nr + prefer] == NO {
-            return Some(prefer);
+        debug_assert!(!self.relaxed);
+        let (t1, r1) = (self.period[l] as usize, self.room[l] as usize);
+        if (t1, r1) == (t2, r2) {
+            return None;
         }
-        let mut best: Option<(u32, usize)> = None;
-        for r in 0..k.nr {
-            if self.at[t * k.nr + r] != NO {
+        let c = k.lec_course[l] as usize;
+        let l2 = self.occupant(t2, r2);
+        let c2 = if l2 == NO {
+            usize::MAX
+        } else {
+            k.lec_course[l2 as usize] as usize
+        };
+        if c2 == c {
+            // Two lectures of a course never share a period here.
+            return if t1 == t2 { Some(0) } else { None };
+        }
+        let mut delta = self.room_delta(c, r1, r2);
+        if c2 != usize::MAX {
+            delta += self.room_delta(c2, r2, r1);
+        }
+        if t1 == t2 {
+            return Some(delta);
+        }
+        let no_curricula: &[u32] = &[];
+        let q2s = if c2 == usize::MAX {
+            no_curricula
+        } else {
+            &k.curricula[c2][..]
+        };
+        // Course c goes to t2 (l2, if any, leaves it).
+        let tc = k.teacher[c] as usize;
+        let freed = (c2 != usize::MAX && k.teacher[c2] as usize == tc) as u16;
+        if k.unavailable[c * k.np + t2] || self.teacher_busy[tc * k.np + t2] > freed {
+            return None;
+        }
+        let (d1, b1) = (t1 / k.ppd, 1u64 << (t1 % k.ppd));
+        let (d2, b2) = (t2 / k.ppd, 1u64 << (t2 % k.ppd));
+        for &q in &k.curricula[c] {
+            if q2s.contains(&q) {
                 continue;
             }
-            let v = k.cap_pen[c * k.nr + r] + (self.course_room[c * k.nr + r] == 0) as u32;
-            if best.is_none_or(|(b, _)| v < b) {
-                best = Some((v, r));
+            let m2 = self.curr_mask[q as usize * k.nd + d2];
+            if m2 & b2 != 0 {
+                return None;
             }
+            delta += self.shift_delta(q as usize, d1, b1, d2, b2);
         }
-        best.map(|b| b.1)
+        if c2 != usize::MAX {
+            // Course c2 goes to t1 (l leaves it).
+            let tc2 = k.teacher[c2] as usize;
+            let freed = (tc2 == tc) as u16;
+            if k.unavailable[c2 * k.np + t1] || self.teacher_busy[tc2 * k.np + t1] > freed {
+                return None;
+            }
+            for &q in q2s {
+                if k.curricula[c].contains(&q) {
+                    continue;
+                }
+                if self.curr_mask[q as usize * k.nd + d1] & b1 != 0 {
+                    return None;
+                }
+                delta += self.shift_delta(q as usize, d2, b2, d1, b1);
+            }
+            delta += self.day_delta(c2, d2, d1);
+        }
+        Some(delta + self.day_delta(c, d1, d2))
     }
 
-    /// Exchange the lectures of the Kempe chain of `l` between its period
-    /// and `t2`; rooms are kept where free, else the best free room.
-    pub fn kempe(&mut self, l: usize, t2: usize, chain: &mut Vec<(u32, bool)>) -> bool {
+    /// Soft cost change when a lecture of course `c` moves from room `from`
+    /// to room `to`, its other lectures staying (capacity, room stability).
+    #[inline]
+    fn room_delta(&self, c: usize, from: usize, to: usize) -> i64 {
+        let k = self.k;
+        if from == to {
+            return 0;
+        }
+        let n = self.course_nrooms[c] as i64;
+        let n2 = n - (self.course_room[c * k.nr + from] == 1) as i64
+            + (self.course_room[c * k.nr + to] == 0) as i64;
+        k.cap_pen[c * k.nr + to] as i64 - k.cap_pen[c * k.nr + from] as i64 + (n2 - 1).max(0)
+            - (n - 1).max(0)
+    }
+
+    /// Soft cost change when a lecture of course `c` moves from day `from`
+    /// to day `to` (minimum working days).
+    #[inline]
+    fn day_delta(&self, c: usize, from: usize, to: usize) -> i64 {
+        let k = self.k;
+        if from == to {
+            return 0;
+        }
+        let n = self.course_ndays[c] as i64;
+        let n2 = n - (self.course_day[c * k.nd + from] == 1) as i64
+            + (self.course_day[c * k.nd + to] == 0) as i64;
+        let m = k.mwd[c] as i64;
+        5 * ((m - n2).max(0) - (m - n).max(0))
+    }
+
+    /// Compactness change of curriculum `q` when its lecture at (`d1`,
+    /// bit `b1`) moves to the free (`d2`, bit `b2`).
+    #[inline]
+    fn shift_delta(&self, q: usize, d1: usize, b1: u64, d2: usize, b2: u64) -> i64 {
+        let k = self.k;
+        let m1 = self.curr_mask[q * k.nd + d1];
+        if d1 == d2 {
+            return 2 * (isolated((m1 & !b1) | b2) - isolated(m1));
+        }
+        let m2 = self.curr_mask[q * k.nd + d2];
+        2 * (isolated(m1 & !b1) - isolated(m1) + isolated(m2 | b2) - isolated(m2))
+    }
+
+    /// Plan the exchange of the Kempe chain of `l` between its period and
+    /// `t2`: `plan` receives each lecture of the chain with its new period
+    /// and room. Rooms are kept where free, else the free room that suits
+    /// the course best (capacity, then a room it already uses). False when
+    /// no such exchange exists. Changes nothing.
+    pub fn kempe_plan(&self, l: usize, t2: usize, chain: &mut Chain, plan: &mut Plan) -> bool {
         let k = self.k;
         let t1 = self.period[l] as usize;
         if t1 == t2 {
             return false;
         }
-        chain.clear();
-        chain.push((l as u32, false));
+        chain.start(k.n_lectures(), 2 * k.nr);
+        let epoch = chain.epoch;
+        chain.add(l as u32, false);
         let mut i = 0;
-        while i < chain.len() {
-            let (x, side) = chain[i];
+        while i < chain.members.len() {
+            let (x, side) = chain.members[i];
             i += 1;
             let cx = k.lec_course[x as usize] as usize;
             let to = if side { t1 } else { t2 };
             if !self.relaxed && k.unavailable[cx * k.np + to] {
                 return false;
             }
-            for r in 0..k.nr {
-                let y = self.at[to * k.nr + r];
-                if y == NO || !k.conflict[cx * k.nc + k.lec_course[y as usize] as usize] {
-                    continue;
+            if self.relaxed {
+                // Several lectures may share a curriculum's or teacher's period.
+                let conflict = &k.conflict[cx * k.nc..(cx + 1) * k.nc];
+                for &y in &self.at[to * k.nr..(to + 1) * k.nr] {
+                    if y != NO
+                        && conflict[k.lec_course[y as usize] as usize]
+                        && chain.mark[y as usize] != epoch
+                    {
+                        chain.add(y, !side);
+                    }
                 }
-                if !chain.iter().any(|&(z, _)| z == y) {
-                    chain.push((y, !side));
+                continue;
+            }
+            // The lectures in conflict: those of its curricula and its
+            // teacher (which include its own course's) at that period.
+            let added = chain.members.len();
+            let y = self.teacher_at[k.teacher[cx] as usize * k.np + to];
+            if y != NO && chain.mark[y as usize] != epoch {
+                chain.add(y, !side);
+            }
+            for &q in &k.curricula[cx] {
+                let y = self.curr_at[q as usize * k.np + to];
+                if y != NO && chain.mark[y as usize] != epoch {
+                    chain.add(y, !side);
                 }
             }
+            // In room order, as a scan of the period would find them: the
+            // order decides who gets which free room.
+            chain.members[added..].sort_unstable_by_key(|&(y, _)| self.room[y as usize]);
         }
-        let n1 = chain.iter().filter(|x| !x.1).count();
-        let n2 = chain.len() - n1;
+        let n1 = chain.members.iter().filter(|x| !x.1).count();
+        let n2 = chain.members.len() - n1;
         if n1 != n2 {
-            let count = |t: usize| (0..k.nr).filter(|&r| self.at[t * k.nr + r] != NO).count();
+            let count = |t: usize| self.period_load[t] as usize;
             if count(t2) + n1 - n2 > k.nr || count(t1) + n2 - n1 > k.nr {
                 return false;
             }
         }
-        self.begin();
-        for &(x, _) in chain.iter() {
-            self.take(x as usize);
-        }
-        // Keep rooms where possible, then the best free rooms.
-        for &(x, side) in chain.iter() {
+        // A room at the destination is free when empty or left by a
+        // lecture of the chain (which then sits at the other period), and
+        // not yet given to another lecture of the chain.
+        let free = |chain: &Chain, side: bool, r: usize| {
             let to = if side { t1 } else { t2 };
-            let r = self.log.iter().find(|e| e.0 == x).map(|e| e.2 as usize);
-            if let Some(r) = r {
-                if self.at[to * k.nr + r] == NO {
-                    self.insert(x as usize, to, r);
-                }
-            }
+            let y = self.at[to * k.nr + r];
+            (y == NO || chain.mark[y as usize] == epoch)
+                && chain.taken[side as usize * k.nr + r] != epoch
+        };
+        plan.clear();
+        for i in 0..chain.members.len() {
+            let (x, side) = chain.members[i];
+            let to = if side { t1 } else { t2 };
+            let r = self.room[x as usize] as usize;
+            let r = if free(chain, side, r) {
+                chain.taken[side as usize * k.nr + r] = epoch;
+                r as u16
+            } else {
+                NOP
+            };
+            plan.push((x, to as u16, r));
         }
-        for &(x, side) in chain.iter() {
-            if self.period[x as usize] != NOP {
+        for i in 0..plan.len() {
+            if plan[i].2 != NOP {
                 continue;
             }
-            let to = if side { t1 } else { t2 };
+            let (x, side) = chain.members[i];
             let c = k.lec_course[x as usize] as usize;
-            match self.best_free_room(c, to, usize::MAX) {
-                Some(r) => self.insert(x as usize, to, r),
-                None => {
-                    self.undo();
-                    return false;
+            // Whether the course keeps using a room: its lectures there,
+            // less those of the chain (which leave), plus those of the
+            // chain already given that room.
+            chain.adjust.clear();
+            for (j, &(y, _)) in chain.members.iter().enumerate() {
+                if k.lec_course[y as usize] as usize == c {
+                    chain.adjust.push((self.room[y as usize], -1));
+                    if plan[j].2 != NOP {
+                        chain.adjust.push((plan[j].2, 1));
+                    }
+                }
+            }
+            let uses = |chain: &Chain, r: usize| {
+                let n = self.course_room[c * k.nr + r] as i32;
+                let d: i32 = chain
+                    .adjust
+                    .iter()
+                    .filter(|a| a.0 as usize == r)
+                    .map(|a| a.1)
+                    .sum();
+                n + d > 0
+            };
+            let mut best: Option<(u32, usize)> = None;
+            for r in 0..k.nr {
+                if !free(chain, side, r) {
+                    continue;
+                }
+                let v = k.cap_pen[c * k.nr + r] + !uses(chain, r) as u32;
+                if best.is_none_or(|(b, _)| v < b) {
+                    best = Some((v, r));
+                }
+            }
+            match best {
+                Some((_, r)) => {
+                    chain.taken[side as usize * k.nr + r] = epoch;
+                    plan[i].2 = r as u16;
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Move every lecture of `plan` to its new period and room at once.
+    pub fn apply_plan(&mut self, plan: &Plan) {
+        self.begin();
+        for &(x, _, _) in plan {
+            self.take(x as usize);
+        }
+        for &(x, t, r) in plan {
+            self.insert(x as usize, t as usize, r as usize);
+        }
+    }
+
+    /// The change of the soft cost that applying the plan of
+    /// [`CttState::kempe_plan`] would make, computed without changing
+    /// anything (feasible-only search). A Kempe chain holds, for each
+    /// curriculum and teacher it touches, every lecture of theirs at both
+    /// periods, so each curriculum's busy periods just swap, and a course
+    /// has at most one lecture on each side.
+    pub fn kempe_delta(&self, chain: &Chain, plan: &Plan) -> i64 {
+        let k = self.k;
+        debug_assert!(!self.relaxed);
+        let Some(&(first, _)) = chain.members.first() else {
+            return 0;
+        };
+        let (t1, t2) = (self.period[first as usize] as usize, plan[0].1 as usize);
+        let (d1, b1) = (t1 / k.ppd, 1u64 << (t1 % k.ppd));
+        let (d2, b2) = (t2 / k.ppd, 1u64 << (t2 % k.ppd));
+        let mut delta = 0i64;
+        for (i, &(x, side)) in chain.members.iter().enumerate() {
+            let c = k.lec_course[x as usize] as usize;
+            let (from, to) = if side { (t2, t1) } else { (t1, t2) };
+            let (r_from, r_to) = (self.room[x as usize] as usize, plan[i].2 as usize);
+            // The course's lecture at the other period, in the chain too.
+            let y = self.teacher_at[k.teacher[c] as usize * k.np + to];
+            if y != NO && k.lec_course[y as usize] as usize == c {
+                if !side {
+                    let j = chain
+                        .members
+                        .iter()
+                        .position(|m| m.0 == y)
+                        .expect("in the chain");
+                    let (ry_from, ry_to) = (self.room[y as usize] as usize, plan[j].2 as usize);
+                    delta += self.two_rooms_delta(c, [(r_from, r_to), (ry_from, ry_to)]);
+                }
+            } else {
+                delta +=
+                    self.room_delta(c, r_from, r_to) + self.day_delta(c, from / k.ppd, to / k.ppd);
+            }
+            // A curriculum with lectures at both periods keeps both busy,
+            // so only one whose lecture is alone in the chain changes.
+            for &q in &k.curricula[c] {
+                let qd = q as usize * k.nd;
+                let m1 = self.curr_mask[qd + d1];
+                if d1 == d2 {
+                    if (m1 & b1 != 0) != (m1 & b2 != 0) {
+                        delta += 2 * (isolated(m1 ^ (b1 | b2)) - isolated(m1));
+                    }
+                    continue;
+                }
+                let m2 = self.curr_mask[qd + d2];
+                if (m1 & b1 != 0) != (m2 & b2 != 0) {
+                    delta +=
+                        2 * (isolated(m1 ^ b1) - isolated(m1) + isolated(m2 ^ b2) - isolated(m2));
                 }
             }
         }
+        delta
+    }
+
+    /// Soft cost change when two lectures of course `c` change rooms
+    /// (from, to) at once (capacity, room stability).
+    fn two_rooms_delta(&self, c: usize, moves: [(usize, usize); 2]) -> i64 {
+        let k = self.k;
+        let mut delta = 0i64;
+        let mut counts: [(usize, i32); 4] = [(usize::MAX, 0); 4];
+        let mut bump = |r: usize, d: i32| {
+            if let Some(e) = counts.iter_mut().find(|e| e.0 == r || e.0 == usize::MAX) {
+                e.0 = r;
+                e.1 += d;
+            }
+        };
+        for (from, to) in moves {
+            delta += k.cap_pen[c * k.nr + to] as i64 - k.cap_pen[c * k.nr + from] as i64;
+            bump(from, -1);
+            bump(to, 1);
+        }
+        let n = self.course_nrooms[c] as i64;
+        let mut n2 = n;
+        for (r, d) in counts {
+            if r != usize::MAX {
+                let old = self.course_room[c * k.nr + r] as i32;
+                n2 += (old + d > 0) as i64 - (old > 0) as i64;
+            }
+        }
+        delta + (n2 - 1).max(0) - (n - 1).max(0)
+    }
+
+    /// Exchange the lectures of the Kempe chain of `l` between its period
+    /// and `t2` (see [`CttState::kempe_plan`]).
+    pub fn kempe(&mut self, l: usize, t2: usize, chain: &mut Chain, plan: &mut Plan) -> bool {
+        if !self.kempe_plan(l, t2, chain, plan) {
+            return false;
+        }
+        self.apply_plan(plan);
         true
     }
 
@@ -694,7 +1024,8 @@ pub struct Anneal<'a, 'r> {
     pub st: CttState<'a>,
     pub best: CttState<'a>,
     rng: &'r mut ChaCha8Rng,
-    chain: Vec<(u32, bool)>,
+    chain: Chain,
+    plan: Plan,
     /// Current weight of a hard violation (relaxed search).
     pub weight: i64,
 }
@@ -706,17 +1037,18 @@ impl<'a, 'r> Anneal<'a, 'r> {
             best: st.clone(),
             st,
             rng,
-            chain: Vec::new(),
+            chain: Chain::default(),
+            plan: Vec::new(),
             weight: 0,
         }
     }
 
-    /// One random move, applied; false when none was possible.
-    pub fn random_move(&mut self) -> bool {
+    /// A random move (drawing from the generator), not yet applied.
+    fn propose(&mut self) -> Move {
         let k = self.st.k;
         let n = k.n_lectures();
         if n == 0 {
-            return false;
+            return Move::None;
         }
         let l = self.rng.gen_range(0..n);
         let x = self.rng.gen_range(0..100u32);
@@ -728,44 +1060,108 @@ impl<'a, 'r> Anneal<'a, 'r> {
             } else {
                 self.rng.gen_range(0..k.nr)
             };
-            self.st.move_swap(l, t2, r2)
+            Move::Relocate(l, t2, r2)
         } else if x < sc.p_move + sc.p_kempe {
-            let t2 = self.rng.gen_range(0..k.np);
-            self.st.kempe(l, t2, &mut self.chain)
+            Move::Kempe(l, self.rng.gen_range(0..k.np))
         } else if x < sc.p_move + sc.p_kempe + sc.p_room {
             let t = self.st.period[l] as usize;
-            let r2 = self.rng.gen_range(0..k.nr);
-            self.st.move_swap(l, t, r2)
+            Move::Relocate(l, t, self.rng.gen_range(0..k.nr))
         } else {
             let c = k.lec_course[l] as usize;
             if self.st.course_nrooms[c] < 2 {
-                return false;
+                return Move::None;
             }
             let lecs = &k.course_lecs[c];
             let r = self.st.room[lecs[self.rng.gen_range(0..lecs.len())] as usize] as usize;
-            self.st.course_room(c, r)
+            Move::CourseRoom(c, r)
         }
     }
 
+    /// Apply a move; false when it was not possible (nothing changed).
+    fn apply(&mut self, mv: Move) -> bool {
+        match mv {
+            Move::Relocate(l, t2, r2) => self.st.move_swap(l, t2, r2),
+            Move::Kempe(l, t2) => self.st.kempe(l, t2, &mut self.chain, &mut self.plan),
+            Move::CourseRoom(c, r) => self.st.course_room(c, r),
+            Move::None => false,
+        }
+    }
+
+    /// One random move, applied; false when none was possible.
+    pub fn random_move(&mut self) -> bool {
+        let mv = self.propose();
+        self.apply(mv)
+    }
+
+    #[inline]
+    fn accept(&mut self, delta: i64, temp: f64) -> bool {
+        delta <= 0 || self.rng.gen::<f64>() < (-(delta as f64) / temp).exp()
+    }
+
     /// Annealing step at temperature `temp`: a move, kept or undone.
+    /// Returns whether the best timetable improved.
     #[inline]
     pub fn step(&mut self, temp: f64) -> bool {
+        let mv = self.propose();
+        if let (Move::Relocate(l, t2, r2), false) = (mv, self.st.relaxed) {
+            // Evaluated before it is applied: only accepted moves are made.
+            let Some(delta) = self.st.delta_move_swap(l, t2, r2) else {
+                return false;
+            };
+            if !self.accept(delta, temp) {
+                return false;
+            }
+            let before = self.st.cost;
+            let moved = self.st.move_swap(l, t2, r2);
+            debug_assert!(moved && self.st.cost - before == delta);
+            return self.improved();
+        }
+        if let (Move::Kempe(l, t2), false) = (mv, self.st.relaxed) {
+            if !self.st.kempe_plan(l, t2, &mut self.chain, &mut self.plan) {
+                return false;
+            }
+            let delta = self.st.kempe_delta(&self.chain, &self.plan);
+            if !self.accept(delta, temp) {
+                return false;
+            }
+            let before = self.st.cost;
+            self.st.apply_plan(&self.plan);
+            debug_assert_eq!(self.st.cost - before, delta);
+            return self.improved();
+        }
         let w = self.weight;
         let before = self.st.cost + w * self.st.hard;
-        if !self.random_move() {
+        if !self.apply(mv) {
             return false;
         }
         let delta = self.st.cost + w * self.st.hard - before;
-        if delta <= 0 || self.rng.gen::<f64>() < (-(delta as f64) / temp).exp() {
-            if self.st.hard == 0 && self.st.cost < self.best.cost {
-                self.best.clone_from(&self.st);
-                return true;
-            }
-        } else {
-            self.st.undo();
+        if self.accept(delta, temp) {
+            return self.improved();
+        }
+        self.st.undo();
+        false
+    }
+
+    /// Keep the current timetable as the best if it is (after an accepted move).
+    #[inline]
+    fn improved(&mut self) -> bool {
+        if self.st.hard == 0 && self.st.cost < self.best.cost {
+            self.best.clone_from(&self.st);
+            return true;
         }
         false
     }
+}
+
+/// A move of the annealing: Move/Swap of a lecture to (period, room), a
+/// Kempe chain from a lecture to a period, all lectures of a course into
+/// a room.
+#[derive(Debug, Clone, Copy)]
+enum Move {
+    Relocate(usize, usize, usize),
+    Kempe(usize, usize),
+    CourseRoom(usize, usize),
+    None,
 }
 
 /// A timetable in the threads' pool: cost, periods, rooms.
@@ -1081,6 +1477,70 @@ mod tests {
         }
     }
 
+    /// Moves evaluated before they are applied: the computed change must
+    /// equal the change of the applied move, and a move refused by the
+    /// evaluation must be refused when applied.
+    fn check_deltas(inst: &Instance, sol: &Solution, seed: u64, steps: usize) {
+        let k = Compiled::new(inst);
+        let mut st = CttState::from_solution(&k, sol).expect("feasible start");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (mut chain, mut plan) = (Chain::default(), Plan::new());
+        let (mut evaluated, mut refused) = (0, 0);
+        for i in 0..steps {
+            let l = rng.gen_range(0..k.n_lectures());
+            let t2 = rng.gen_range(0..k.np);
+            let before = st.cost;
+            let moved = if rng.gen_bool(0.5) {
+                let r2 = rng.gen_range(0..k.nr);
+                let delta = st.delta_move_swap(l, t2, r2);
+                let moved = st.move_swap(l, t2, r2);
+                assert_eq!(delta.is_some(), moved, "step {i}");
+                if let Some(d) = delta {
+                    assert_eq!(st.cost - before, d, "step {i}: move/swap");
+                }
+                moved
+            } else if st.kempe_plan(l, t2, &mut chain, &mut plan) {
+                let d = st.kempe_delta(&chain, &plan);
+                st.apply_plan(&plan);
+                assert_eq!(
+                    st.cost - before,
+                    d,
+                    "step {i}: Kempe chain of {}",
+                    plan.len()
+                );
+                true
+            } else {
+                false
+            };
+            if moved {
+                evaluated += 1;
+            } else {
+                refused += 1;
+                assert_eq!(st.cost, before);
+            }
+            assert_eq!(st.hard, 0);
+            if moved && i % 3 == 0 {
+                st.undo();
+                assert_eq!(st.cost, before);
+            }
+            if i % 97 == 0 {
+                assert!(st.feasible(), "step {i}");
+                assert_eq!(st.cost, st.recount(), "step {i}");
+            }
+        }
+        assert!(
+            evaluated > 0 && refused > 0,
+            "{evaluated} evaluated, {refused} refused"
+        );
+    }
+
+    #[test]
+    fn evaluated_moves_match_applied_moves_on_comp01() {
+        let inst = itc::read_ctt(COMP01).unwrap();
+        let sol = feasible_start(&inst, 3).unwrap();
+        check_deltas(&inst, &sol, 13, 20_000);
+    }
+
     #[test]
     fn incremental_cost_matches_scorer_on_comp01() {
         let inst = itc::read_ctt(COMP01).unwrap();
@@ -1178,6 +1638,17 @@ mod tests {
             let sol = feasible_start(&inst, seed);
             prop_assume!(sol.is_some());
             check_moves(&inst, &sol.unwrap(), seed, 2_000, false);
+        }
+
+        #[test]
+        fn evaluated_moves_match_applied_moves_on_random_instances(seed in 0u64..1_000_000) {
+            let inst = random_instance(seed);
+            let sol = feasible_start(&inst, seed);
+            prop_assume!(sol.is_some());
+            let k = Compiled::new(&inst);
+            // A single lecture has nothing to refuse or exchange.
+            prop_assume!(k.n_lectures() > 2);
+            check_deltas(&inst, &sol.unwrap(), seed, 2_000);
         }
 
         #[test]
