@@ -186,6 +186,14 @@ impl Chain {
     }
 }
 
+/// How many of a course's rooms (or days) are used after one of its
+/// lectures moves from `from` to `to` (distinct), given the lectures per
+/// room (or day) and the `used` count before.
+#[inline]
+fn used_after_move(used: i64, counts: &[u16], from: usize, to: usize) -> i64 {
+    used - (counts[from] == 1) as i64 + (counts[to] == 0) as i64
+}
+
 /// Isolated busy periods of a day (no busy neighbour on either side).
 #[inline]
 fn isolated(mask: u64) -> i64 {
@@ -567,9 +575,9 @@ impl<'a> CttState<'a> {
         if from == to {
             return 0;
         }
+        let rooms = &self.course_room[c * k.nr..(c + 1) * k.nr];
         let n = self.course_nrooms[c] as i64;
-        let n2 = n - (self.course_room[c * k.nr + from] == 1) as i64
-            + (self.course_room[c * k.nr + to] == 0) as i64;
+        let n2 = used_after_move(n, rooms, from, to);
         k.cap_pen[c * k.nr + to] as i64 - k.cap_pen[c * k.nr + from] as i64 + (n2 - 1).max(0)
             - (n - 1).max(0)
     }
@@ -582,9 +590,9 @@ impl<'a> CttState<'a> {
         if from == to {
             return 0;
         }
+        let days = &self.course_day[c * k.nd..(c + 1) * k.nd];
         let n = self.course_ndays[c] as i64;
-        let n2 = n - (self.course_day[c * k.nd + from] == 1) as i64
-            + (self.course_day[c * k.nd + to] == 0) as i64;
+        let n2 = used_after_move(n, days, from, to);
         let m = k.mwd[c] as i64;
         5 * ((m - n2).max(0) - (m - n).max(0))
     }
