@@ -23,6 +23,12 @@ const HARD_WEIGHT: i64 = 1_000_000_000;
 /// run took to get that close, so restarts grow rarer (runs on JMSS and
 /// RehobothHSY2016T2d stall for 5–10 s and then finish).
 const CHAIN_PATIENCE: Duration = Duration::from_secs(20);
+/// Near the end (at most `CHAIN_NEAR_END` hard violations left) a run of the
+/// recursive search that stalls this long starts again: CONCORDIA's runs
+/// either finish within a second of getting there or stay stuck, while
+/// StPaulsColY13T1a's and JMSS's long pauses come with hundreds left.
+const CHAIN_END_PATIENCE: Duration = Duration::from_secs(5);
+const CHAIN_NEAR_END: i64 = 8;
 /// Per mille probability of accepting a worsening move in the tabu search.
 const TABU_NOISE: u32 = 30;
 /// Cost of taking out a unit per earlier time it was taken out of the same
@@ -1443,9 +1449,14 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 if hard < chain_low {
                     chain_low = hard;
                     chain_low_at = Instant::now();
-                } else if hard > 0
-                    && chain_low_at.elapsed() >= CHAIN_PATIENCE.max(chain_low_at - chain_run_start)
-                {
+                } else if hard > 0 && {
+                    let patience = if chain_low <= CHAIN_NEAR_END {
+                        CHAIN_END_PATIENCE
+                    } else {
+                        CHAIN_PATIENCE.max(chain_low_at - chain_run_start)
+                    };
+                    chain_low_at.elapsed() >= patience
+                } {
                     chain_run_start = Instant::now();
                     self.chain_restart();
                     chain_low = i64::MAX;
