@@ -1134,39 +1134,42 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
             if self.conflicts.iter().any(|&v| self.in_chain[v]) {
                 continue;
             }
-            // The conflicts cover clashes and pairwise constraints; other
-            // hard constraints need the move tried.
-            let ok = if self.needs_check[u] {
-                self.conflict_moves();
-                self.try_moves();
-                let ok = self.st.hard <= base_hard;
-                self.revert();
-                ok
-            } else {
-                true
-            };
-            if ok {
-                let key = self.rng.gen();
-                cands.push((
-                    self.conflicts.len(),
-                    key,
-                    cand_moves.len() as u32,
-                    cand_units.len() as u32,
-                ));
-                cand_moves.extend_from_slice(&self.placed);
-                cand_units.extend_from_slice(&self.conflicts);
-            }
+            let key = self.rng.gen();
+            cands.push((
+                self.conflicts.len(),
+                key,
+                cand_moves.len() as u32,
+                cand_units.len() as u32,
+            ));
+            cand_moves.extend_from_slice(&self.placed);
+            cand_units.extend_from_slice(&self.conflicts);
         }
         cands.sort_unstable_by_key(|c| (c.0, c.1));
         let n_placed = p.units[u].len();
         for (n_confl, _, mi, ci) in cands {
             let placed = &cand_moves[mi as usize..mi as usize + n_placed];
             let confl = &cand_units[ci as usize..ci as usize + n_confl];
-            let mark = self.log.len();
             let mut mv = std::mem::take(&mut self.chain_moves);
             mv.clear();
             push_take_outs(p, confl, &mut mv);
             mv.extend_from_slice(placed);
+            // The conflicts cover clashes and pairwise constraints; other
+            // hard constraints need the move tried. Only the starts the
+            // search comes to are tried (the timetable is as it was for
+            // each): below the first levels that is one, so this is the
+            // larger part of the search's time when every start is tried.
+            if self.needs_check[u] {
+                let saved = std::mem::replace(&mut self.moves, mv);
+                self.try_moves();
+                let ok = self.st.hard <= base_hard;
+                self.revert();
+                mv = std::mem::replace(&mut self.moves, saved);
+                if !ok {
+                    self.chain_moves = mv;
+                    continue;
+                }
+            }
+            let mark = self.log.len();
             for &(a, _, _) in &mv {
                 self.log.push((a, self.st.start[a], self.st.room[a]));
             }
