@@ -29,6 +29,16 @@ const CHAIN_PATIENCE: Duration = Duration::from_secs(20);
 /// StPaulsColY13T1a's and JMSS's long pauses come with hundreds left.
 const CHAIN_END_PATIENCE: Duration = Duration::from_secs(5);
 const CHAIN_NEAR_END: i64 = 8;
+/// How long a run of the recursive search whose best is `low` hard
+/// violations, reached after `took`, may go without coming closer.
+fn chain_patience(low: i64, took: Duration) -> Duration {
+    if low <= CHAIN_NEAR_END {
+        CHAIN_END_PATIENCE
+    } else {
+        CHAIN_PATIENCE.max(took)
+    }
+}
+
 /// Per mille probability of accepting a worsening move in the tabu search.
 const TABU_NOISE: u32 = 30;
 /// Cost of taking out a unit per earlier time it was taken out of the same
@@ -1452,14 +1462,10 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
                 if hard < chain_low {
                     chain_low = hard;
                     chain_low_at = Instant::now();
-                } else if hard > 0 && {
-                    let patience = if chain_low <= CHAIN_NEAR_END {
-                        CHAIN_END_PATIENCE
-                    } else {
-                        CHAIN_PATIENCE.max(chain_low_at - chain_run_start)
-                    };
-                    chain_low_at.elapsed() >= patience
-                } {
+                } else if hard > 0
+                    && chain_low_at.elapsed()
+                        >= chain_patience(chain_low, chain_low_at - chain_run_start)
+                {
                     chain_run_start = Instant::now();
                     self.chain_restart();
                     chain_low = i64::MAX;
