@@ -220,6 +220,12 @@ pub enum ConstraintKind {
     RoomStability {
         activities: Vec<usize>,
     },
+    /// At most `max` of the activities on any one (real) day; each one
+    /// over costs one violation.
+    MaxPerDay {
+        activities: Vec<usize>,
+        max: usize,
+    },
 }
 
 impl ConstraintKind {
@@ -253,6 +259,7 @@ impl ConstraintKind {
             MinWorkingDays { .. } => "min working days",
             CurriculumCompactness { .. } => "curriculum compactness",
             RoomStability { .. } => "room stability",
+            MaxPerDay { .. } => "max activities per day",
         }
     }
 }

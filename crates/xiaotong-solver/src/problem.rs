@@ -76,6 +76,9 @@ pub enum GKind {
         min: usize,
     },
     RoomStability,
+    MaxPerDay {
+        max: usize,
+    },
 }
 
 impl GKind {
@@ -464,6 +467,16 @@ impl Problem {
                         hard,
                         w,
                         kind: GKind::MinWorkingDays { min: *min },
+                        acts: activities.clone(),
+                        source: ci,
+                    });
+                }
+                K::MaxPerDay { activities, max } => {
+                    check_acts(activities)?;
+                    groups.push(GroupCon {
+                        hard,
+                        w,
+                        kind: GKind::MaxPerDay { max: *max },
                         acts: activities.clone(),
                         source: ci,
                     });

@@ -3,7 +3,7 @@
 //! simulated annealing; tabu search), then late-acceptance hill climbing on
 //! the soft cost.
 
-use crate::model::{ConstraintKind, Model, Solution, Weight};
+use crate::model::{Constraint, ConstraintKind, Model, Solution, Weight};
 use crate::problem::{GKind, Problem, RKind, Relaxation, NONE};
 use crate::state::{min_days_broken, pair_cost, same_day_apart, Cost, State};
 use rand::seq::SliceRandom;
@@ -225,19 +225,40 @@ fn max_spread(days: usize, min: usize) -> usize {
 /// The model with soft constraints of weight >= `min` made hard, except
 /// those that no timetable can satisfy (a "min days between activities" with
 /// more activities than the week has room for: FET's own timetables break
-/// it once): these get [`NEAR_HARD_SCALE`] times their weight.
+/// it once): these get [`NEAR_HARD_SCALE`] times their weight, and for one
+/// day apart, a hard limit of as few of them on one day as the week allows.
+/// fet-cl confirms a locked timetable only if each lesson breaks such a
+/// constraint with few others: it draws each break of a 95 % constraint
+/// anew (5 % to pass) every time it places the lesson, so a lesson sharing
+/// its day with two others of its set (two draws at once, 1 in 400) keeps
+/// it from ever confirming the timetable.
 pub fn strict_model(model: &Model, min: u32) -> Option<Model> {
     let mut m = model.clone();
     let mut changed = false;
     let real_days = model.days.len() / model.days_per_real_day.max(1);
+    let mut per_day_limits = Vec::new();
     for c in &mut m.constraints {
         if let Weight::Soft(w) = c.weight {
             if w >= min {
-                let impossible = matches!(
-                    &c.kind,
-                    ConstraintKind::MinDaysBetween { activities, min_days, .. }
-                        if activities.len() > max_spread(real_days, *min_days)
-                );
+                let impossible = match &c.kind {
+                    ConstraintKind::MinDaysBetween {
+                        activities,
+                        min_days,
+                        ..
+                    } if activities.len() > max_spread(real_days, *min_days) => {
+                        if *min_days == 1 {
+                            per_day_limits.push(Constraint {
+                                weight: Weight::Hard,
+                                kind: ConstraintKind::MaxPerDay {
+                                    activities: activities.clone(),
+                                    max: activities.len().div_ceil(real_days.max(1)),
+                                },
+                            });
+                        }
+                        true
+                    }
+                    _ => false,
+                };
                 c.weight = if impossible {
                     Weight::Soft(w.saturating_mul(NEAR_HARD_SCALE))
                 } else {
@@ -247,6 +268,7 @@ pub fn strict_model(model: &Model, min: u32) -> Option<Model> {
             }
         }
     }
+    m.constraints.extend(per_day_limits);
     changed.then_some(m)
 }
 

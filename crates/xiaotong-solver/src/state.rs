@@ -206,6 +206,21 @@ pub fn group_cost(p: &Problem, g: &GroupCon, start: &[u16], room: &[u16]) -> i64
             let n = days.count_ones() as usize + many.len();
             min.saturating_sub(n) as i64
         }
+        GKind::MaxPerDay { max } => {
+            // Groups are a handful of lessons: count per day by pairs
+            // rather than allocate a table on every move.
+            let day = |a: usize| p.slot_real_day[start[a] as usize];
+            let mut over = 0;
+            for (i, a) in placed().enumerate() {
+                let d = day(a);
+                if placed().take(i).any(|b| day(b) == d) {
+                    continue;
+                }
+                let n = placed().filter(|&b| day(b) == d).count();
+                over += n.saturating_sub(max);
+            }
+            over as i64
+        }
         GKind::RoomStability => {
             let mut rooms: Vec<u16> = placed().map(|a| room[a]).filter(|&r| r != NONE).collect();
             rooms.sort_unstable();

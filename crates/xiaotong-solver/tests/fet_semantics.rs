@@ -254,6 +254,36 @@ fn strict_repair_keeps_impossible_min_days_soft_but_heavy() {
     )
     .unwrap();
     assert_eq!((cost.hard, cost.soft), (0, (95 * NEAR_HARD_SCALE) as i64));
+    // It also gets a hard limit of two of the three on one day: fet-cl
+    // draws each broken pair of a lesson at once, so a lesson sharing its
+    // day with two others of the set (1 in 400) is never confirmed.
+    let limits: Vec<(usize, usize, Weight)> = strict
+        .constraints
+        .iter()
+        .filter_map(|c| match &c.kind {
+            ConstraintKind::MaxPerDay { activities, max } => {
+                Some((activities.len(), *max, c.weight))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(limits, vec![(3, 2, Weight::Hard)]);
+    let mut without = strict.clone();
+    without
+        .constraints
+        .retain(|c| !matches!(c.kind, ConstraintKind::MaxPerDay { .. }));
+    let all_monday = sol_of(
+        &strict,
+        &[
+            (1, 0, 0, Some(0)),
+            (2, 0, 1, Some(0)),
+            (4, 0, 2, Some(1)),
+            (3, 1, 1, Some(0)),
+        ],
+    );
+    let (with_limit, _) = solver::evaluate(&strict, &all_monday).unwrap();
+    let (no_limit, _) = solver::evaluate(&without, &all_monday).unwrap();
+    assert_eq!(with_limit.hard, no_limit.hard + 1);
 }
 
 fn sol_of(m: &Model, placed: &[(u64, usize, usize, Option<usize>)]) -> Solution {

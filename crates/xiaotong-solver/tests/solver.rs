@@ -95,7 +95,7 @@ fn random_model(seed: u64) -> Model {
     };
     use ConstraintKind as K;
     for _ in 0..rng.gen_range(5..25) {
-        let kind = match rng.gen_range(0..26) {
+        let kind = match rng.gen_range(0..27) {
             0 => K::BreakTimes(vec![(rng.gen_range(0..days), rng.gen_range(0..periods))]),
             1 => K::TeacherNotAvailable {
                 teacher: rng.gen_range(0..nt),
@@ -192,6 +192,10 @@ fn random_model(seed: u64) -> Model {
             24 => K::MaxMorningAndAfternoonDays {
                 who: who(&mut rng),
                 max: rng.gen_range(0..2),
+            },
+            25 => K::MaxPerDay {
+                activities: acts(&mut rng, 4),
+                max: rng.gen_range(1..3),
             },
             _ => K::RoomStability {
                 activities: acts(&mut rng, 3),
