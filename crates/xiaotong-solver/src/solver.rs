@@ -222,44 +222,51 @@ fn max_spread(days: usize, min: usize) -> usize {
         .map_or(usize::MAX, |n| n + 1)
 }
 
+/// A hard limit on how many lessons of a near-hard "min days between
+/// activities" (one day apart, three lessons or more) share a day: two, or
+/// as few as the week allows. fet-cl confirms a locked timetable only if its
+/// lessons can be placed one by one each breaking such a constraint with at
+/// most one placed lesson: it draws every break of a 95 % constraint anew
+/// (5 % to pass) each time it places a lesson, so three lessons of a set on
+/// one day (two draws at once for the last, 1 in 400) keep it from ever
+/// confirming the timetable.
+fn per_day_limit(c: &Constraint, real_days: usize) -> Option<Constraint> {
+    match &c.kind {
+        ConstraintKind::MinDaysBetween {
+            activities,
+            min_days: 1,
+            ..
+        } if activities.len() > 2 => Some(Constraint {
+            weight: Weight::Hard,
+            kind: ConstraintKind::MaxPerDay {
+                activities: activities.clone(),
+                max: activities.len().div_ceil(real_days.max(1)).max(2),
+            },
+        }),
+        _ => None,
+    }
+}
+
 /// The model with soft constraints of weight >= `min` made hard, except
 /// those that no timetable can satisfy (a "min days between activities" with
 /// more activities than the week has room for: FET's own timetables break
-/// it once): these get [`NEAR_HARD_SCALE`] times their weight, and for one
-/// day apart, a hard limit of as few of them on one day as the week allows.
-/// fet-cl confirms a locked timetable only if each lesson breaks such a
-/// constraint with few others: it draws each break of a 95 % constraint
-/// anew (5 % to pass) every time it places the lesson, so a lesson sharing
-/// its day with two others of its set (two draws at once, 1 in 400) keeps
-/// it from ever confirming the timetable.
+/// it once): these get [`NEAR_HARD_SCALE`] times their weight and a
+/// [`per_day_limit`].
 pub fn strict_model(model: &Model, min: u32) -> Option<Model> {
     let mut m = model.clone();
     let mut changed = false;
     let real_days = model.days.len() / model.days_per_real_day.max(1);
-    let mut per_day_limits = Vec::new();
+    let mut limits = Vec::new();
     for c in &mut m.constraints {
         if let Weight::Soft(w) = c.weight {
             if w >= min {
-                let impossible = match &c.kind {
-                    ConstraintKind::MinDaysBetween {
-                        activities,
-                        min_days,
-                        ..
-                    } if activities.len() > max_spread(real_days, *min_days) => {
-                        if *min_days == 1 {
-                            per_day_limits.push(Constraint {
-                                weight: Weight::Hard,
-                                kind: ConstraintKind::MaxPerDay {
-                                    activities: activities.clone(),
-                                    max: activities.len().div_ceil(real_days.max(1)),
-                                },
-                            });
-                        }
-                        true
-                    }
-                    _ => false,
-                };
+                let impossible = matches!(
+                    &c.kind,
+                    ConstraintKind::MinDaysBetween { activities, min_days, .. }
+                        if activities.len() > max_spread(real_days, *min_days)
+                );
                 c.weight = if impossible {
+                    limits.extend(per_day_limit(c, real_days));
                     Weight::Soft(w.saturating_mul(NEAR_HARD_SCALE))
                 } else {
                     Weight::Hard
@@ -268,21 +275,26 @@ pub fn strict_model(model: &Model, min: u32) -> Option<Model> {
             }
         }
     }
-    m.constraints.extend(per_day_limits);
+    m.constraints.extend(limits);
     changed.then_some(m)
 }
 
 /// The model with soft constraints of weight >= `min` costing
-/// [`NEAR_HARD_SCALE`] times their weight.
+/// [`NEAR_HARD_SCALE`] times their weight, the "min days" ones with a
+/// [`per_day_limit`] (what the polish keeps when the repair fails).
 pub fn scaled_model(model: &Model, min: u32) -> Model {
     let mut m = model.clone();
+    let real_days = model.days.len() / model.days_per_real_day.max(1);
+    let mut limits = Vec::new();
     for c in &mut m.constraints {
         if let Weight::Soft(w) = c.weight {
             if w >= min {
+                limits.extend(per_day_limit(c, real_days));
                 c.weight = Weight::Soft(w.saturating_mul(NEAR_HARD_SCALE));
             }
         }
     }
+    m.constraints.extend(limits);
     m
 }
 

@@ -257,17 +257,23 @@ fn strict_repair_keeps_impossible_min_days_soft_but_heavy() {
     // It also gets a hard limit of two of the three on one day: fet-cl
     // draws each broken pair of a lesson at once, so a lesson sharing its
     // day with two others of the set (1 in 400) is never confirmed.
-    let limits: Vec<(usize, usize, Weight)> = strict
-        .constraints
-        .iter()
-        .filter_map(|c| match &c.kind {
-            ConstraintKind::MaxPerDay { activities, max } => {
-                Some((activities.len(), *max, c.weight))
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(limits, vec![(3, 2, Weight::Hard)]);
+    let limits = |m: &Model| -> Vec<(usize, usize, Weight)> {
+        m.constraints
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ConstraintKind::MaxPerDay { activities, max } => {
+                    Some((activities.len(), *max, c.weight))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(limits(&strict), vec![(3, 2, Weight::Hard)]);
+    // The polish after a failed repair keeps that limit too.
+    assert_eq!(
+        limits(&xiaotong_solver::solver::scaled_model(&m, 90)),
+        vec![(3, 2, Weight::Hard)]
+    );
     let mut without = strict.clone();
     without
         .constraints
