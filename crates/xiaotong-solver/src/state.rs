@@ -248,6 +248,9 @@ pub struct State<'p> {
     /// is known, else `u32::MAX`.
     res_who: Vec<u32>,
     room_occ: Vec<u16>,
+    /// Per slot: a bit set of the activities there (`act_words` words each).
+    slot_acts: Vec<u64>,
+    act_words: usize,
     rc_day: Vec<(i64, i64)>,
     rc_sum: Vec<(i64, i64)>,
     rc_val: Vec<i64>,
@@ -277,6 +280,8 @@ impl<'p> State<'p> {
             res_mask: vec![0; p.n_res * p.days],
             res_who: vec![u32::MAX; p.n_res * p.slots],
             room_occ,
+            slot_acts: vec![0; p.slots * p.acts.len().div_ceil(64)],
+            act_words: p.acts.len().div_ceil(64),
             rc_day: vec![(0, 0); p.rcons.len() * p.days],
             rc_sum: vec![(0, 0); p.rcons.len()],
             rc_val: vec![0; p.rcons.len()],
@@ -334,6 +339,9 @@ impl<'p> State<'p> {
         }
         let d = s0 / p.periods;
         let p0 = s0 % p.periods;
+        for x in s0..s0 + act.dur {
+            self.slot_acts[x * self.act_words + a / 64] |= 1 << (a % 64);
+        }
         for &r in &act.res {
             self.res_free[r as usize] -= act.dur as i64;
             let base = r as usize * p.slots;
@@ -374,6 +382,9 @@ impl<'p> State<'p> {
         }
         let d = s0 / p.periods;
         let p0 = s0 % p.periods;
+        for x in s0..s0 + act.dur {
+            self.slot_acts[x * self.act_words + a / 64] &= !(1 << (a % 64));
+        }
         for &r in &act.res {
             self.res_free[r as usize] += act.dur as i64;
             let base = r as usize * p.slots;
@@ -563,6 +574,16 @@ impl<'p> State<'p> {
     }
 
     /// Occupancy count of a room at a slot (including "not available" blocks).
+    /// Words of the activity bit sets ([`Self::slot_acts`]).
+    pub fn act_words(&self) -> usize {
+        self.act_words
+    }
+
+    /// The activities at `slot`, as a bit set over activity indices.
+    pub fn slot_acts(&self, slot: usize) -> &[u64] {
+        &self.slot_acts[slot * self.act_words..(slot + 1) * self.act_words]
+    }
+
     pub fn room_occ(&self, room: u16, slot: usize) -> u16 {
         self.room_occ[room as usize * self.p.slots + slot]
     }
