@@ -351,6 +351,12 @@ impl Model {
         self.days.len() * self.periods.len()
     }
 
+    /// Whole real days of the week ("min days between activities" counts
+    /// these; days themselves outside mornings-afternoons mode).
+    pub fn real_days(&self) -> usize {
+        self.days.len() / self.days_per_real_day.max(1)
+    }
+
     /// A human label for an activity, e.g. `activity 12 (Math; Smith; 5A)`.
     pub fn activity_label(&self, a: usize) -> String {
         let Some(act) = self.activities.get(a) else {

@@ -255,7 +255,7 @@ fn per_day_limit(c: &Constraint, real_days: usize) -> Option<Constraint> {
 pub fn strict_model(model: &Model, min: u32) -> Option<Model> {
     let mut m = model.clone();
     let mut changed = false;
-    let real_days = model.days.len() / model.days_per_real_day.max(1);
+    let real_days = model.real_days();
     let mut limits = Vec::new();
     for c in &mut m.constraints {
         if let Weight::Soft(w) = c.weight {
@@ -284,7 +284,7 @@ pub fn strict_model(model: &Model, min: u32) -> Option<Model> {
 /// [`per_day_limit`] (what the polish keeps when the repair fails).
 pub fn scaled_model(model: &Model, min: u32) -> Model {
     let mut m = model.clone();
-    let real_days = model.days.len() / model.days_per_real_day.max(1);
+    let real_days = model.real_days();
     let mut limits = Vec::new();
     for c in &mut m.constraints {
         if let Weight::Soft(w) = c.weight {
@@ -692,7 +692,8 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         // set, so that the clash check of an activity with many resources
         // reads the few activities in a slot instead of every resource (a
         // year-wide lesson in StPaulsColY13T1a has 86 subgroups).
-        let words = p.acts.len().div_ceil(64);
+        let st = State::new(p);
+        let words = st.act_words();
         let mut clash_bits = vec![0u64; p.acts.len() * words];
         for (a, act) in p.acts.iter().enumerate() {
             for &r in &act.res {
@@ -711,7 +712,7 @@ impl<'p, 'r, 's> Search<'p, 'r, 's> {
         rank(&mut prio, order);
         Search {
             p,
-            st: State::new(p),
+            st,
             rng,
             thread,
             shared,
@@ -2228,6 +2229,22 @@ mod tests {
         });
     }
 
+    /// Every unit of `p` at a random start of its own, or left out with
+    /// probability 1 in `left_out` (as moves for `State::apply`).
+    fn random_timetable(p: &Problem, rng: &mut ChaCha8Rng, left_out: u32) -> Moves {
+        let mut mv: Moves = Vec::new();
+        for u in 0..p.units.len() {
+            let starts = &p.unit_starts[u];
+            let s = if starts.is_empty() || rng.gen_range(0..left_out) == 0 {
+                NONE
+            } else {
+                starts[rng.gen_range(0..starts.len())]
+            };
+            mv.extend(p.units[u].iter().map(|&a| (a, s, NONE)));
+        }
+        mv
+    }
+
     /// The pairwise conflicts found from `pair_partners` (with "min days"
     /// and "consecutive if same day" decided inline) are those `pair_cost`
     /// finds, and whatever else is in the way clashes.
@@ -2243,17 +2260,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(11);
             let mut compared = 0;
             for round in 0..20 {
-                let mut mv: Moves = Vec::new();
-                for u in 0..p.units.len() {
-                    let starts = &p.unit_starts[u];
-                    let s = if starts.is_empty() || rng.gen_range(0..2) == 0 {
-                        NONE
-                    } else {
-                        starts[rng.gen_range(0..starts.len())]
-                    };
-                    mv.extend(p.units[u].iter().map(|&a| (a, s, NONE)));
-                }
-                search.st.apply(&mv);
+                search.st.apply(&random_timetable(p, &mut rng, 2));
                 for u in (round % 3..p.units.len()).step_by(3) {
                     let partners = search.pair_partners(u);
                     for &s in &p.unit_starts[u] {
@@ -2310,17 +2317,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(12);
             let mut found = 0;
             for round in 0..20 {
-                let mut mv: Moves = Vec::new();
-                for u in 0..p.units.len() {
-                    let starts = &p.unit_starts[u];
-                    let s = if starts.is_empty() || rng.gen_range(0..3) == 0 {
-                        NONE
-                    } else {
-                        starts[rng.gen_range(0..starts.len())]
-                    };
-                    mv.extend(p.units[u].iter().map(|&a| (a, s, NONE)));
-                }
-                search.st.apply(&mv);
+                search.st.apply(&random_timetable(p, &mut rng, 3));
                 for u in (round % 2..p.units.len()).step_by(2) {
                     let partners = search.pair_partners(u);
                     for &s in &p.unit_starts[u] {

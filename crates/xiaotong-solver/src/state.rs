@@ -272,6 +272,7 @@ impl<'p> State<'p> {
     pub fn new(p: &'p Problem) -> Self {
         let mut room_occ = p.room_block.clone();
         room_occ.resize(p.n_rooms * p.slots, 0);
+        let act_words = p.acts.len().div_ceil(64);
         let mut s = State {
             p,
             start: vec![NONE; p.acts.len()],
@@ -280,8 +281,8 @@ impl<'p> State<'p> {
             res_mask: vec![0; p.n_res * p.days],
             res_who: vec![u32::MAX; p.n_res * p.slots],
             room_occ,
-            slot_acts: vec![0; p.slots * p.acts.len().div_ceil(64)],
-            act_words: p.acts.len().div_ceil(64),
+            slot_acts: vec![0; p.slots * act_words],
+            act_words,
             rc_day: vec![(0, 0); p.rcons.len() * p.days],
             rc_sum: vec![(0, 0); p.rcons.len()],
             rc_val: vec![0; p.rcons.len()],
@@ -573,7 +574,6 @@ impl<'p> State<'p> {
         self.flush();
     }
 
-    /// Occupancy count of a room at a slot (including "not available" blocks).
     /// Words of the activity bit sets ([`Self::slot_acts`]).
     pub fn act_words(&self) -> usize {
         self.act_words
@@ -584,6 +584,7 @@ impl<'p> State<'p> {
         &self.slot_acts[slot * self.act_words..(slot + 1) * self.act_words]
     }
 
+    /// Occupancy count of a room at a slot (including "not available" blocks).
     pub fn room_occ(&self, room: u16, slot: usize) -> u16 {
         self.room_occ[room as usize * self.p.slots + slot]
     }
